@@ -1,0 +1,44 @@
+"""Every setting of the project in one place: edit here, or override on the command line.
+
+Plain values only: nothing here runs, loads or trains at import time.
+"""
+
+# --- data -------------------------------------------------------------------------------------
+DATA_DIR = "data"  # torchvision's MNIST root: the files live in DATA_DIR/MNIST/raw/
+DATA_DIR_ENV = "BIASED_VAE_DATA_DIR"  # environment variable that overrides DATA_DIR (used by tests and CI)
+DOWNLOAD = True  # let torchvision download MNIST when it is missing (needs internet)
+VALIDATION_SPLIT = 0.1  # share of the 60,000 training images held out for validation / early stopping
+
+# --- model ------------------------------------------------------------------------------------
+LATENT_DIM = 4
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # clamp on the encoder's log-variance: keeps exp() finite for any beta
+
+# --- the expert's goal ------------------------------------------------------------------------
+EXPERT_GOALS = [6]  # one or more digits the expert wants more of
+
+# --- objectives -------------------------------------------------------------------------------
+BETA_BASE = 1.0  # weight of KL(q(z|x) || N(0, I)) for the base VAE
+BETA_GOAL = 1.0  # weight of KL(q(z|x) || N(mu_p, diag sigma_p^2)) for the goal VAE
+BETA_GMM = 1.0  # weight of the Monte Carlo KL to the mixture prior for the GMM VAE
+GMM_N_COMPONENTS = 5
+GMM_COVARIANCE_TYPE = "full"  # any of scikit-learn's: "full", "tied", "diag", "spherical"
+GMM_REG_COVAR = 1e-4  # added to each covariance diagonal (scikit-learn's reg_covar): keeps the prior well conditioned
+GMM_KL_SAMPLES = 1  # reparameterised samples of z ~ q(z|x) per image for the Monte Carlo KL
+
+# --- optimisation -----------------------------------------------------------------------------
+SEED = 0
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
+EPOCHS_BASE = 12
+EPOCHS_FINETUNE = 6  # goal and GMM VAEs start from the trained base model
+PATIENCE = 3  # early stopping: epochs without a better validation loss
+LR_PATIENCE = 1  # ReduceLROnPlateau: epochs without improvement before the learning rate is halved
+GRAD_CLIP = 10.0  # max global gradient norm
+CHANNELS_LAST = True  # memory layout for the conv layers: measured faster on CPU (see bench.py)
+
+# --- outputs ----------------------------------------------------------------------------------
+OUT_DIR = "."  # figures go to OUT_DIR/figures, checkpoints to OUT_DIR/models
+QUICK_OUT_DIR = "runs/quick"  # --quick writes here, never over the committed figures
+QUICK_TRAIN_IMAGES = 6000  # --quick: training subset (validation and test shrink in proportion)
+QUICK_EPOCHS = 2
+N_SAMPLE_GRID = 64  # images in each sample grid figure

@@ -1,0 +1,196 @@
+"""The convolutional VAE and the three priors it can be trained against.
+
+Nothing here picks a device: build on the CPU and move with `.to(device)` (priors too: their
+parameters are buffers).
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.mixture import GaussianMixture
+from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
+
+import constants
+import losses
+
+
+def pick_device(name=None):
+    """An explicit name wins; otherwise CUDA, then Apple's MPS, then the CPU."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class ConvVAE(nn.Module):
+    """28x28 image -> q(z|x) = N(mu, diag sigma^2) -> sigmoid image. Two stride-2 convs each way."""
+
+    def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128,
+                 logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.logvar_min, self.logvar_max = logvar_min, logvar_max
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
+            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten(), nn.Linear(32 * 7 * 7, hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, 32 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # 14 -> 28, pixels in [0, 1]
+        )
+
+    def encode(self, x):
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        # bounded log-variance: exp() stays finite for large beta; wide enough to be inactive in practice
+        return mu, logvar.clamp(self.logvar_min, self.logvar_max)
+
+    def reparameterize(self, mu, logvar):
+        # z = mu + sigma * eps, eps ~ N(0, I): Kingma & Welling 2014, Sec. 2.4
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+class StandardNormalPrior(nn.Module):
+    """p(z) = N(0, I): the base VAE's prior."""
+    kind = "standard"
+
+    def __init__(self, latent_dim):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.register_buffer("zero", torch.zeros(latent_dim))
+
+    def init_args(self):
+        return {"latent_dim": self.latent_dim}
+
+    def distribution(self):
+        return Independent(Normal(self.zero, torch.ones_like(self.zero)), 1)
+
+    def log_prob(self, z):
+        return self.distribution().log_prob(z)
+
+    def sample(self, n):
+        return self.distribution().sample((n,))
+
+    def kl(self, mu, logvar):
+        return losses.kl_standard_normal(mu, logvar)
+
+
+class DiagonalGaussianPrior(nn.Module):
+    """p(z) = N(mu_p, diag sigma_p^2), the moments of the base encoder's means over the goal images."""
+    kind = "goal"
+
+    def __init__(self, mean, var):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).clone())
+        self.register_buffer("var", torch.as_tensor(var, dtype=torch.float32).clone())
+
+    @classmethod
+    def fit(cls, latents, var_floor=1e-4):
+        """Per-dimension mean and (population) variance; the floor keeps 1/sigma_p^2 finite."""
+        return cls(latents.mean(0), latents.var(0, unbiased=False).clamp_min(var_floor))
+
+    def init_args(self):
+        return {"mean": self.mean, "var": self.var}
+
+    def distribution(self):
+        return Independent(Normal(self.mean, self.var.sqrt()), 1)
+
+    def log_prob(self, z):
+        return self.distribution().log_prob(z)
+
+    def sample(self, n):
+        return self.distribution().sample((n,))
+
+    def kl(self, mu, logvar):
+        return losses.kl_diagonal_gaussian(mu, logvar, self.mean, self.var)
+
+
+class GaussianMixturePrior(nn.Module):
+    """p(z) = sum_k pi_k N(z | mu_k, Sigma_k), fitted by scikit-learn to the goal latents.
+
+    Its KL has no closed form: `kl` is the Monte Carlo estimate E_q[log q - log p] over
+    `kl_samples` reparameterised draws, with log p evaluated for all components at once.
+    """
+    kind = "gmm"
+
+    def __init__(self, weights, means, covariances, kl_samples=constants.GMM_KL_SAMPLES):
+        super().__init__()
+        self.kl_samples = int(kl_samples)
+        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32).clone())
+        self.register_buffer("means", torch.as_tensor(means, dtype=torch.float32).clone())
+        self.register_buffer("covariances", torch.as_tensor(covariances, dtype=torch.float32).clone())
+        # Cholesky once here, not at every training step
+        self.register_buffer("scale_tril", torch.linalg.cholesky(self.covariances.double()).float())
+
+    @classmethod
+    def fit(cls, latents, n_components=constants.GMM_N_COMPONENTS,
+            covariance_type=constants.GMM_COVARIANCE_TYPE, reg_covar=constants.GMM_REG_COVAR,
+            seed=constants.SEED, kl_samples=constants.GMM_KL_SAMPLES):
+        points = latents.detach().cpu().double().numpy()
+        gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type,
+                              reg_covar=reg_covar, n_init=3, random_state=seed).fit(points)
+        dim = points.shape[1]
+        cov = gmm.covariances_  # shape depends on the covariance type: make every one [K, d, d]
+        if covariance_type == "tied":
+            cov = np.broadcast_to(cov, (n_components, dim, dim))
+        elif covariance_type == "diag":
+            cov = np.stack([np.diag(c) for c in cov])
+        elif covariance_type == "spherical":
+            cov = cov[:, None, None] * np.eye(dim)
+        return cls(gmm.weights_, gmm.means_, np.ascontiguousarray(cov), kl_samples=kl_samples)
+
+    def init_args(self):
+        return {"weights": self.weights, "means": self.means, "covariances": self.covariances,
+                "kl_samples": self.kl_samples}
+
+    def distribution(self):
+        components = MultivariateNormal(self.means, scale_tril=self.scale_tril, validate_args=False)
+        return MixtureSameFamily(Categorical(probs=self.weights, validate_args=False), components,
+                                 validate_args=False)
+
+    def log_prob(self, z):
+        return self.distribution().log_prob(z)
+
+    def sample(self, n):
+        return self.distribution().sample((n,))
+
+    def kl(self, mu, logvar):
+        return losses.kl_monte_carlo(mu, logvar, self.log_prob, self.kl_samples)
+
+
+PRIORS = {cls.kind: cls for cls in (StandardNormalPrior, DiagonalGaussianPrior, GaussianMixturePrior)}
+
+
+@torch.no_grad()
+def encode_means(model, images, batch_size=1000):
+    """Posterior means mu(x) for a stack of images, in batches, on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    means = [model.encode(images[i:i + batch_size].to(device))[0] for i in range(0, len(images), batch_size)]
+    model.train(was_training)
+    return torch.cat(means)
+
+
+@torch.no_grad()
+def decode_prior_samples(model, prior, n, batch_size=1000):
+    """n images decoded from z ~ prior (draws from torch's global RNG: seed it for repeatable samples)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    z = prior.to(device).sample(n)
+    images = torch.cat([model.decode(z[i:i + batch_size]) for i in range(0, n, batch_size)])
+    model.train(was_training)
+    return images

@@ -1,0 +1,153 @@
+"""The README figures: samples, reconstructions, interpolations and latent-space views of one model.
+
+Each function takes what it draws explicitly and writes one PNG atomically (temporary file, then
+rename), so a failing run never leaves a half-written figure over a good one.
+"""
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+
+DIGIT_COLOURS = plt.get_cmap("tab10")
+MAX_PAIR_DIMS = 8  # the pairwise grid shows at most this many latent dimensions
+
+
+def save_figure(fig, path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    try:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def image_grid(images, path, title, ncols=8):
+    """images: [N, 1, 28, 28] in [0, 1]."""
+    images = images.detach().cpu().squeeze(1).numpy()
+    nrows = int(np.ceil(len(images) / ncols))
+    canvas = np.ones((nrows * 29 + 1, ncols * 29 + 1))
+    for i, image in enumerate(images):
+        r, c = divmod(i, ncols)
+        canvas[1 + r * 29:1 + r * 29 + 28, 1 + c * 29:1 + c * 29 + 28] = image
+    fig, ax = plt.subplots(figsize=(ncols * 0.55, nrows * 0.55 + 0.4))
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return save_figure(fig, path)
+
+
+def reconstructions(originals, recons, path, title):
+    """Top row: test images; bottom row: their reconstructions."""
+    n = len(originals)
+    return image_grid(torch.cat([originals, recons]), path, title, ncols=n)
+
+
+def interpolation(frames, path, title):
+    return image_grid(frames, path, title, ncols=len(frames))
+
+
+def latent_scatter(latents, labels, prior_samples, path, title, goals=()):
+    """Test-set posterior means in dims 0-1, coloured by digit, with draws from the model's prior."""
+    latents, labels = latents.cpu().numpy(), labels.cpu().numpy()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for digit in range(10):
+        pts = latents[labels == digit]
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color=DIGIT_COLOURS(digit),
+                   label=f"{digit}{' (goal)' if digit in goals else ''}")
+    prior_samples = prior_samples.cpu().numpy()
+    ax.scatter(prior_samples[:, 0], prior_samples[:, 1], s=6, marker="x", color="black", alpha=0.35, label="prior")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title, fontsize=9)
+    ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return save_figure(fig, path)
+
+
+def latent_pairs(latents, labels, path, title):
+    """Pairwise scatter over the first MAX_PAIR_DIMS latent dims; histograms on the diagonal."""
+    latents, labels = latents.cpu().numpy(), labels.cpu().numpy()
+    dims = min(latents.shape[1], MAX_PAIR_DIMS)
+    fig, axes = plt.subplots(dims, dims, figsize=(1.8 * dims + 0.5, 1.8 * dims + 0.5), squeeze=False)
+    colours = DIGIT_COLOURS(labels)
+    for i in range(dims):
+        for j in range(dims):
+            ax = axes[i, j]
+            if i == j:
+                ax.hist(latents[:, i], bins=40, color="grey")
+            else:
+                ax.scatter(latents[:, j], latents[:, i], s=1, c=colours, alpha=0.4)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == dims - 1:
+                ax.set_xlabel(f"z[{j}]", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"z[{i}]", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def latent_histograms(latents, prior_samples, path, title):
+    """Per-dimension histogram of test-set posterior means, with the prior's marginal (from samples)."""
+    latents, prior_samples = latents.cpu().numpy(), prior_samples.cpu().numpy()
+    dims = latents.shape[1]
+    ncols = min(dims, 4)
+    nrows = int(np.ceil(dims / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.4 * nrows), squeeze=False)
+    for d, ax in enumerate(axes.flat):
+        if d >= dims:
+            ax.axis("off")
+            continue
+        lo = min(latents[:, d].min(), np.percentile(prior_samples[:, d], 0.5))
+        hi = max(latents[:, d].max(), np.percentile(prior_samples[:, d], 99.5))
+        bins = np.linspace(lo, hi, 50)
+        ax.hist(latents[:, d], bins=bins, density=True, alpha=0.6, color="tab:blue", label="encoder means (test)")
+        ax.hist(prior_samples[:, d], bins=bins, density=True, histtype="step", color="black", label="prior")
+        ax.set_title(f"z[{d}]", fontsize=9)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def latent_qq(latents, path, title):
+    """Q-Q plot of each latent dimension (test-set posterior means) against a standard normal."""
+    latents = latents.cpu().numpy()
+    dims = latents.shape[1]
+    ncols = min(dims, 4)
+    nrows = int(np.ceil(dims / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.6 * nrows), squeeze=False)
+    for d, ax in enumerate(axes.flat):
+        if d >= dims:
+            ax.axis("off")
+            continue
+        (theoretical, ordered), _ = stats.probplot(latents[:, d], dist="norm")
+        ax.plot(theoretical, ordered, ".", markersize=2)
+        lim = [theoretical.min(), theoretical.max()]
+        ax.plot(lim, lim, "k--", linewidth=0.8)
+        ax.set_title(f"z[{d}]", fontsize=9)
+        ax.set_xlabel("N(0, 1) quantiles", fontsize=7)
+        ax.set_ylabel("sample quantiles", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def training_curves(histories, path):
+    """Validation loss per epoch of each run, on its own objective."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, history in histories.items():
+        ax.plot([h["epoch"] for h in history], [h["val_loss"] for h in history], "o-", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (own objective)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -1,0 +1,117 @@
+"""Each KL term against torch.distributions, and the reconstruction term against its definition."""
+import pytest
+import torch
+from torch.distributions import Independent, Normal, kl_divergence
+
+import losses
+from models import DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior
+
+
+def posterior(batch=64, dim=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, dim, generator=g) * 1.5, torch.randn(batch, dim, generator=g)
+
+
+def diag_normal(mu, var):
+    return Independent(Normal(mu, var.sqrt()), 1)
+
+
+def test_reconstruction_is_pixel_sum_of_squares_per_image():
+    x, x_hat = torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    expected = torch.stack([((a - b) ** 2).sum() for a, b in zip(x, x_hat)])
+    torch.testing.assert_close(losses.reconstruction_loss(x_hat, x), expected)
+
+
+def test_standard_normal_kl_matches_torch_distributions():
+    mu, logvar = posterior()
+    expected = kl_divergence(diag_normal(mu, logvar.exp()), diag_normal(torch.zeros(4), torch.ones(4)))
+    torch.testing.assert_close(losses.kl_standard_normal(mu, logvar), expected)
+    torch.testing.assert_close(StandardNormalPrior(4).kl(mu, logvar), expected)
+
+
+def test_diagonal_gaussian_kl_matches_torch_distributions():
+    mu, logvar = posterior()
+    prior_mean, prior_var = torch.tensor([0.5, -1.0, 2.0, 0.0]), torch.tensor([0.3, 2.0, 0.7, 1.0])
+    expected = kl_divergence(diag_normal(mu, logvar.exp()), diag_normal(prior_mean, prior_var))
+    torch.testing.assert_close(losses.kl_diagonal_gaussian(mu, logvar, prior_mean, prior_var), expected)
+    torch.testing.assert_close(DiagonalGaussianPrior(prior_mean, prior_var).kl(mu, logvar), expected)
+
+
+def test_diagonal_gaussian_kl_is_zero_at_the_prior():
+    mean, var = torch.tensor([0.5, -1.0]), torch.tensor([0.3, 2.0])
+    kl = losses.kl_diagonal_gaussian(mean[None], var.log()[None], mean, var)
+    torch.testing.assert_close(kl, torch.zeros(1), atol=1e-6, rtol=0)
+
+
+def test_gaussian_log_prob_matches_torch_distributions():
+    mu, logvar = posterior(8)
+    z = torch.randn(3, 8, 4)
+    expected = diag_normal(mu, logvar.exp()).log_prob(z)
+    torch.testing.assert_close(losses.gaussian_log_prob(z, mu, logvar), expected)
+
+
+def test_monte_carlo_kl_equals_closed_form_in_expectation_for_a_gaussian_prior():
+    """With a prior whose KL is known, the MC estimate must converge to it."""
+    mu, logvar = posterior(16, 3)
+    prior = StandardNormalPrior(3)
+    torch.manual_seed(1)
+    estimate = losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=20000)
+    torch.testing.assert_close(estimate, losses.kl_standard_normal(mu, logvar), atol=0.15, rtol=0.02)
+
+
+def gmm_prior(seed=0, dim=3, k=4):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(k, dim, dim, generator=g) * 0.4
+    return GaussianMixturePrior(torch.softmax(torch.randn(k, generator=g), 0), torch.randn(k, dim, generator=g) * 2,
+                                a @ a.transpose(1, 2) + 0.2 * torch.eye(dim), kl_samples=1)
+
+
+def test_gmm_log_prob_matches_a_hand_sum_over_components():
+    prior = gmm_prior()
+    z = torch.randn(50, 3)
+    from torch.distributions import MultivariateNormal
+    per_component = torch.stack([MultivariateNormal(m, c).log_prob(z) + w.log()
+                                 for w, m, c in zip(prior.weights, prior.means, prior.covariances)])
+    torch.testing.assert_close(prior.log_prob(z), per_component.logsumexp(0), atol=1e-4, rtol=1e-5)
+
+
+def test_gmm_monte_carlo_kl_converges_to_a_large_sample_estimate():
+    """Small-sample MC estimates average to the large-sample value; the spread shrinks like 1/sqrt(S)."""
+    prior = gmm_prior()
+    mu, logvar = posterior(8, 3)
+    torch.manual_seed(2)
+    reference = losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=100000)
+    small = torch.stack([losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=1) for _ in range(4000)])
+    torch.testing.assert_close(small.mean(0), reference, atol=0.3, rtol=0.03)
+    spread_1 = small.std(0)
+    spread_16 = torch.stack([losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=16) for _ in range(500)]).std(0)
+    assert (spread_16 < spread_1 / 2.5).all()
+
+
+def test_gmm_kl_is_not_evaluated_at_the_mean_only():
+    """A point estimate at mu cannot see sigma; the real E_q[log q - log p] changes with it."""
+    prior = gmm_prior()
+    mu = torch.zeros(1, 3)
+    torch.manual_seed(3)
+    narrow = prior.kl(mu.expand(20000, 3), torch.full((20000, 3), -4.0)).mean()
+    wide = prior.kl(mu.expand(20000, 3), torch.full((20000, 3), 1.0)).mean()
+    assert abs(narrow - wide) > 1.0
+
+
+@pytest.mark.parametrize("prior", [StandardNormalPrior(3), DiagonalGaussianPrior(torch.ones(3), torch.full((3,), 0.5)),
+                                   gmm_prior()], ids=["standard", "goal", "gmm"])
+def test_gradients_reach_mu_and_logvar(prior):
+    mu, logvar = posterior(8, 3)
+    mu.requires_grad_(True)
+    logvar.requires_grad_(True)
+    prior.kl(mu, logvar).mean().backward()
+    for grad in (mu.grad, logvar.grad):
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_vae_loss_is_recon_plus_beta_kl():
+    x, x_hat = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    mu, logvar = posterior(4, 3)
+    total, recon, kl = losses.vae_loss(x, x_hat, mu, logvar, StandardNormalPrior(3), beta=2.5)
+    torch.testing.assert_close(total, recon + 2.5 * kl)
+    torch.testing.assert_close(kl, losses.kl_standard_normal(mu, logvar).mean())
