@@ -11,6 +11,7 @@ import time
 import torch
 
 import constants
+import evaluate
 import mnist
 import plots
 import train
@@ -103,15 +104,48 @@ def main(argv=None):
     histories = {name: checkpoint["history"] for name, (_, _, checkpoint) in runs.items()}
     plots.training_curves(histories, os.path.join(figures_dir, "training_curves.png"))
 
+    classifier, accuracy = evaluate.get_classifier(
+        data, models_dir, epochs=constants.QUICK_CLASSIFIER_EPOCHS if args.quick else constants.CLASSIFIER_EPOCHS,
+        seed=cfg.seed, device=device, retrain=args.retrain)
+    results = evaluate.evaluate(runs, classifier, data, cfg,
+                                n_samples=constants.QUICK_EVAL_SAMPLES if args.quick else constants.EVAL_SAMPLES)
     summary = {name: min(history, key=lambda h: h["val_loss"]) for name, history in histories.items()}
+    results.update(classifier_test_accuracy=accuracy, config=vars(cfg), best_validation=summary,
+                   data_fingerprint=data.fingerprint, device=str(device), quick=args.quick)
+    plots.class_histograms(results["sampling"], cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
+    table = evaluate.results_markdown(results)
+    write_text(os.path.join(figures_dir, "results.md"), table)
+    write_text(os.path.join(figures_dir, "results.json"), json.dumps(results, indent=2) + "\n")
+    if os.path.abspath(figures_dir) == os.path.abspath(os.path.join(constants.OUT_DIR, "figures")) and not args.quick:
+        update_readme_block("results", table)
+
+    print(table)
     for name, best in summary.items():
         print(f"{name}: best validation loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, "
               f"kl {best['val_kl']:.3f}) at epoch {best['epoch']}")
-    wall = time.perf_counter() - started
-    with open(os.path.join(figures_dir, "run_summary.json"), "w") as f:
-        json.dump({"config": vars(cfg), "best_validation": summary, "wall_seconds": round(wall, 1),
-                   "device": str(device)}, f, indent=2)
-    print(f"figures in {figures_dir}/ ({wall:.0f} s)")
+    print(f"figures and results in {figures_dir}/ ({time.perf_counter() - started:.0f} s)")
+
+
+def write_text(path, text):
+    """Atomic: a crash mid-write never leaves a torn results file over a good one."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def update_readme_block(name, text, readme="README.md"):
+    """Replace the README's block between <!-- name:start --> and <!-- name:end --> with `text`,
+    so the README always shows the numbers just computed."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if not os.path.exists(readme):
+        return
+    content = open(readme).read()
+    if start not in content or end not in content:
+        return
+    head, rest = content.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    write_text(readme, f"{head}{start}\n{text}{end}{tail}")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,26 @@ class ConvVAE(nn.Module):
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
 
 
-class StandardNormalPrior(nn.Module):
+class Prior(nn.Module):
+    """The interface every prior shares: log_prob(z), sample(n), kl(mu, logvar) per image.
+
+    Subclasses give `distribution()` (a torch.distributions object over z), `kl` and `init_args()`
+    (the tensors that rebuild them from a checkpoint); parameters are buffers, so `.to(device)` moves them.
+    """
+    kind = None
+
+    def distribution(self):
+        raise NotImplementedError
+
+    def log_prob(self, z):
+        return self.distribution().log_prob(z)
+
+    def sample(self, n):
+        """n draws from torch's global RNG: seed it for repeatable samples."""
+        return self.distribution().sample((n,))
+
+
+class StandardNormalPrior(Prior):
     """p(z) = N(0, I): the base VAE's prior."""
     kind = "standard"
 
@@ -77,17 +96,11 @@ class StandardNormalPrior(nn.Module):
     def distribution(self):
         return Independent(Normal(self.zero, torch.ones_like(self.zero)), 1)
 
-    def log_prob(self, z):
-        return self.distribution().log_prob(z)
-
-    def sample(self, n):
-        return self.distribution().sample((n,))
-
     def kl(self, mu, logvar):
         return losses.kl_standard_normal(mu, logvar)
 
 
-class DiagonalGaussianPrior(nn.Module):
+class DiagonalGaussianPrior(Prior):
     """p(z) = N(mu_p, diag sigma_p^2), the moments of the base encoder's means over the goal images."""
     kind = "goal"
 
@@ -107,17 +120,11 @@ class DiagonalGaussianPrior(nn.Module):
     def distribution(self):
         return Independent(Normal(self.mean, self.var.sqrt()), 1)
 
-    def log_prob(self, z):
-        return self.distribution().log_prob(z)
-
-    def sample(self, n):
-        return self.distribution().sample((n,))
-
     def kl(self, mu, logvar):
         return losses.kl_diagonal_gaussian(mu, logvar, self.mean, self.var)
 
 
-class GaussianMixturePrior(nn.Module):
+class GaussianMixturePrior(Prior):
     """p(z) = sum_k pi_k N(z | mu_k, Sigma_k), fitted by scikit-learn to the goal latents.
 
     Its KL has no closed form: `kl` is the Monte Carlo estimate E_q[log q - log p] over
@@ -159,12 +166,6 @@ class GaussianMixturePrior(nn.Module):
         components = MultivariateNormal(self.means, scale_tril=self.scale_tril, validate_args=False)
         return MixtureSameFamily(Categorical(probs=self.weights, validate_args=False), components,
                                  validate_args=False)
-
-    def log_prob(self, z):
-        return self.distribution().log_prob(z)
-
-    def sample(self, n):
-        return self.distribution().sample((n,))
 
     def kl(self, mu, logvar):
         return losses.kl_monte_carlo(mu, logvar, self.log_prob, self.kl_samples)

@@ -95,24 +95,28 @@ def latent_pairs(latents, labels, path, title):
     return save_figure(fig, path)
 
 
+def axes_per_dimension(dims, height, ncols=4):
+    """A grid with one axis per latent dimension (up to ncols a row); spare cells are hidden."""
+    ncols = min(dims, ncols)
+    nrows = int(np.ceil(dims / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(3 * ncols, height * nrows), squeeze=False)
+    for ax in grid.flat[dims:]:
+        ax.axis("off")
+    return fig, list(grid.flat[:dims])
+
+
 def latent_histograms(latents, prior_samples, path, title):
     """Per-dimension histogram of test-set posterior means, with the prior's marginal (from samples)."""
     latents, prior_samples = latents.cpu().numpy(), prior_samples.cpu().numpy()
-    dims = latents.shape[1]
-    ncols = min(dims, 4)
-    nrows = int(np.ceil(dims / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.4 * nrows), squeeze=False)
-    for d, ax in enumerate(axes.flat):
-        if d >= dims:
-            ax.axis("off")
-            continue
+    fig, axes = axes_per_dimension(latents.shape[1], height=2.4)
+    for d, ax in enumerate(axes):
         lo = min(latents[:, d].min(), np.percentile(prior_samples[:, d], 0.5))
         hi = max(latents[:, d].max(), np.percentile(prior_samples[:, d], 99.5))
         bins = np.linspace(lo, hi, 50)
         ax.hist(latents[:, d], bins=bins, density=True, alpha=0.6, color="tab:blue", label="encoder means (test)")
         ax.hist(prior_samples[:, d], bins=bins, density=True, histtype="step", color="black", label="prior")
         ax.set_title(f"z[{d}]", fontsize=9)
-    axes.flat[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -121,14 +125,8 @@ def latent_histograms(latents, prior_samples, path, title):
 def latent_qq(latents, path, title):
     """Q-Q plot of each latent dimension (test-set posterior means) against a standard normal."""
     latents = latents.cpu().numpy()
-    dims = latents.shape[1]
-    ncols = min(dims, 4)
-    nrows = int(np.ceil(dims / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.6 * nrows), squeeze=False)
-    for d, ax in enumerate(axes.flat):
-        if d >= dims:
-            ax.axis("off")
-            continue
+    fig, axes = axes_per_dimension(latents.shape[1], height=2.6)
+    for d, ax in enumerate(axes):
         (theoretical, ordered), _ = stats.probplot(latents[:, d], dist="norm")
         ax.plot(theoretical, ordered, ".", markersize=2)
         lim = [theoretical.min(), theoretical.max()]
@@ -150,4 +148,22 @@ def training_curves(histories, path):
     ax.set_ylabel("validation loss (own objective)")
     ax.legend()
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def class_histograms(rows, goals, path):
+    """One bar chart per (model, source) row: the classifier's class shares, goal digits highlighted."""
+    ncols = 4
+    nrows = int(np.ceil(len(rows) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.3 * nrows), squeeze=False, sharey=True)
+    colours = ["tab:red" if d in goals else "tab:grey" for d in range(10)]
+    for ax, row in zip(axes.flat, rows):
+        ax.bar(range(10), row["class_histogram"], color=colours)
+        ax.set_xticks(range(10))
+        ax.set_title(f"{row['model']}\nz ~ {row['source']}: {row['target_rate']:.0%} goal", fontsize=8)
+        ax.axhline(0.1, color="black", linewidth=0.6, linestyle=":")
+    for ax in list(axes.flat)[len(rows):]:
+        ax.axis("off")
+    fig.suptitle(f"classifier's digit shares (goal digits {', '.join(map(str, goals))} in red)", fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -164,7 +164,8 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
     model.to(memory_format=layout)
     train_x = train_x.to(device).contiguous(memory_format=layout)
     val_x = val_x.to(device).contiguous(memory_format=layout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # the fused kernel does the same Adam update in one pass over the parameters (measured faster on CPU)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience)
     shuffle = torch.Generator().manual_seed(seed)
     n, n_batches = len(train_x), math.ceil(len(train_x) / batch_size)
@@ -266,13 +267,19 @@ def load_checkpoint(path, device="cpu"):
 
 # --- the three runs ----------------------------------------------------------------------------
 
-def goal_latents(model, data, goals):
-    """Posterior means of the base encoder over the expert-labelled training images (label in goals)."""
-    mask = torch.isin(data.train_y, torch.tensor(goals))
-    for goal in goals:
+def check_goal_data(cfg, data):
+    """Fail before any training when the goal images cannot support the goal and GMM priors."""
+    for goal in cfg.goals:
         if not (data.train_y == goal).any():
             raise ConfigError(f"no training images of goal digit {goal}: nothing to fit the goal prior to")
-    return encode_means(model, data.train_x[mask])
+    n_goal = int(torch.isin(data.train_y, torch.tensor(cfg.goals)).sum())
+    if cfg.gmm_components > n_goal:
+        raise ConfigError(f"GMM components ({cfg.gmm_components}) exceed the {n_goal} goal training images")
+
+
+def goal_latents(model, data, goals):
+    """Posterior means of the base encoder over the expert-labelled training images (label in goals)."""
+    return encode_means(model, data.train_x[torch.isin(data.train_y, torch.tensor(goals))])
 
 
 def fit_prior(name, base_model, data, cfg):
@@ -282,8 +289,6 @@ def fit_prior(name, base_model, data, cfg):
     latents = goal_latents(base_model, data, cfg.goals).cpu()
     if name == "goal":
         return DiagonalGaussianPrior.fit(latents)
-    if cfg.gmm_components > len(latents):
-        raise ConfigError(f"GMM components ({cfg.gmm_components}) exceed the {len(latents)} goal latents")
     return GaussianMixturePrior.fit(latents, cfg.gmm_components, cfg.gmm_covariance_type, cfg.gmm_reg_covar,
                                     cfg.seed, cfg.gmm_kl_samples)
 
@@ -296,6 +301,7 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
     if name not in MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(MODEL_NAMES)}")
     cfg.validate()
+    check_goal_data(cfg, data)
     path = checkpoint_path(models_dir, name)
     identity = cfg.identity(name, data.fingerprint)
     if os.path.exists(path) and not retrain:
