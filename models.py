@@ -13,10 +13,21 @@ import constants
 import losses
 
 
+class DeviceError(ValueError):
+    """A device that does not exist or is not available on this machine."""
+
+
 def pick_device(name=None):
     """An explicit name wins; otherwise CUDA, then Apple's MPS, then the CPU."""
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise DeviceError(f"unknown device {name!r}: use cpu, cuda or mps") from None
+        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+        if not available.get(device.type, False):
+            raise DeviceError(f"device {name!r} is not available on this machine")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():

@@ -18,7 +18,8 @@ from tqdm import tqdm
 import constants
 import losses
 import mnist
-from models import PRIORS, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior, encode_means, pick_device
+from models import (PRIORS, ConvVAE, DeviceError, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
+                    encode_means, pick_device)
 
 MODEL_NAMES = ("base", "goal", "gmm")
 CHECKPOINT_FORMAT = 1
@@ -36,7 +37,7 @@ class TrainingError(RuntimeError):
     """Training diverged (NaN or inf loss)."""
 
 
-USER_ERRORS = (ConfigError, CheckpointError, TrainingError, mnist.DataError)
+USER_ERRORS = (ConfigError, CheckpointError, TrainingError, DeviceError, mnist.DataError)
 
 
 @dataclass

@@ -66,6 +66,14 @@ def test_unknown_model_and_prior(capsys, tmp_path):
         sample.draw(str(path), 4, prior="uniform")
 
 
+def test_unavailable_device_is_one_line(capsys, tmp_path, data_dir):
+    for device, message in (("tpu9", "unknown device 'tpu9'"), ("cuda" if not torch.cuda.is_available() else "mps",
+                                                                 "is not available on this machine")):
+        code, err = cli_error(capsys, alltests.main, ["--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir,
+                                                      "--device", device])
+        assert code == 2 and len(err) == 1 and message in err[0], err
+
+
 def test_one_dimensional_latent_skips_only_the_2d_figures(small_data, tmp_path, capsys):
     model = ConvVAE(1)
     alltests.model_figures("base", model, StandardNormalPrior(1), small_data, str(tmp_path), goals=[6], n_grid=8)
