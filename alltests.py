@@ -3,7 +3,6 @@
     python alltests.py            # full run: figures/ and models/
     python alltests.py --quick    # small subset, 2 epochs: runs/quick/figures and runs/quick/models
 """
-import argparse
 import json
 import os
 import time
@@ -70,7 +69,7 @@ def model_figures(name, model, prior, data, figures_dir, goals, seed=constants.S
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train base, goal and GMM VAEs and write every README figure.")
+    parser = train.ArgumentParser(description="Train base, goal and GMM VAEs and write every README figure.")
     parser.add_argument("--quick", action="store_true",
                         help=f"{constants.QUICK_TRAIN_IMAGES} training images, {constants.QUICK_EPOCHS} epochs, "
                              f"output to {constants.QUICK_OUT_DIR}/ (a smoke test of the whole pipeline)")

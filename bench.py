@@ -181,7 +181,7 @@ def markdown(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Benchmark the training pipeline against the usual PyTorch one.")
+    parser = train.ArgumentParser(description="Benchmark the training pipeline against the usual PyTorch one.")
     parser.add_argument("--full", action="store_true", help="also time a from-scratch alltests.py run")
     parser.add_argument("--data-dir", default=None, help=f"MNIST root (default: ${constants.DATA_DIR_ENV}, else 'data')")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: CUDA, then MPS, then CPU)")

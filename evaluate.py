@@ -17,7 +17,6 @@ from scipy import linalg
 from tqdm import tqdm
 
 import constants
-import losses
 import train
 from models import StandardNormalPrior, decode_prior_samples
 
@@ -187,23 +186,10 @@ def sampling_sources(runs):
     return rows
 
 
-@torch.inference_mode()
-def test_split_metrics(model, prior, beta, data, goals, seed=constants.SEED, batch_size=1000):
-    """Reconstruction error (all, goal, other digits), KL to the own prior and negative ELBO on the test split.
-
-    Reconstruction error is E_q ||x - decoder(z)||^2 with one fixed-seed draw of z per image, as in the ELBO.
-    """
-    device = next(model.parameters()).device
-    model.eval()
-    recon, kl = [], []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in range(0, len(data.test_x), batch_size):
-            x = data.test_x[i:i + batch_size].to(device)
-            x_hat, mu, logvar = model(x)
-            recon.append(losses.reconstruction_loss(x_hat, x).cpu())
-            kl.append(prior.kl(mu, logvar).cpu())
-    recon, kl = torch.cat(recon).double(), torch.cat(kl).double()
+def test_split_metrics(model, prior, beta, data, goals, seed=constants.SEED):
+    """Reconstruction error (all, goal, other digits), KL to the own prior and negative ELBO on the test split,
+    computed per image exactly as the validation loss is (train.per_image_terms: one fixed-seed z per image)."""
+    recon, kl = train.per_image_terms(model, prior, data.test_x, seed)
     goal_mask = torch.isin(data.test_y.cpu(), torch.tensor(goals))
     return {"recon": recon.mean().item(), "recon_goal": recon[goal_mask].mean().item(),
             "recon_other": recon[~goal_mask].mean().item(), "kl": kl.mean().item(),

@@ -4,7 +4,6 @@
 writes float32 [n, 28, 28] in [0, 1], decoded from z ~ the checkpoint's own prior (--prior model)
 or from N(0, I) (--prior standard).
 """
-import argparse
 import os
 
 import numpy as np
@@ -17,12 +16,16 @@ from models import StandardNormalPrior, decode_prior_samples, pick_device
 PRIOR_CHOICES = ("model", "standard")
 
 
-def draw(checkpoint, n, prior="model", seed=constants.SEED, device=None):
-    """[n, 28, 28] float32 numpy images decoded from z ~ the chosen prior of a checkpoint file."""
+def check_request(n, prior):
     if prior not in PRIOR_CHOICES:
         raise train.ConfigError(f"unknown prior {prior!r}: choose model or standard")
     if n < 1:
         raise train.ConfigError(f"--n must be >= 1, got {n}")
+
+
+def draw(checkpoint, n, prior="model", seed=constants.SEED, device=None):
+    """[n, 28, 28] float32 numpy images decoded from z ~ the chosen prior of a checkpoint file."""
+    check_request(n, prior)
     device = pick_device(device)
     model, own_prior, _ = train.load_checkpoint(checkpoint, device)
     source = own_prior if prior == "model" else StandardNormalPrior(model.latent_dim)
@@ -31,7 +34,7 @@ def draw(checkpoint, n, prior="model", seed=constants.SEED, device=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Decode samples from a trained VAE checkpoint into a .npy file.")
+    parser = train.ArgumentParser(description="Decode samples from a trained VAE checkpoint into a .npy file.")
     parser.add_argument("--model", default="goal", help="base, goal or gmm (default %(default)s)")
     parser.add_argument("--n", type=int, default=1000, help="number of samples (default %(default)s)")
     parser.add_argument("--prior", default="model", help="model (its own prior) or standard (N(0, I)); default %(default)s")
@@ -43,6 +46,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.model not in train.MODEL_NAMES:
         raise train.ConfigError(f"unknown model {args.model!r}: choose one of {', '.join(train.MODEL_NAMES)}")
+    check_request(args.n, args.prior)
     path = train.checkpoint_path(os.path.join(args.out_dir, "models"), args.model)
     if not os.path.exists(path):
         raise train.CheckpointError(f"no trained {args.model} model at {path}: run `python train.py --model "

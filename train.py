@@ -4,7 +4,6 @@
 """
 import argparse
 import copy
-import dataclasses
 import math
 import os
 import random
@@ -125,30 +124,35 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def _fork_rng(device):
+def forked_rng(device):
     """Draws inside do not disturb the training stream (CPU and, when used, the CUDA device)."""
     devices = [device] if device.type == "cuda" else []
     return torch.random.fork_rng(devices=devices)
 
 
 @torch.inference_mode()
-def evaluate_objective(model, prior, images, beta, seed=constants.SEED, batch_size=1000):
-    """Mean (loss, recon, kl) of the run's own objective on `images`, with fixed noise so that
-    epochs compare like with like (the reparameterised z and the GMM's Monte Carlo KL are random)."""
+def per_image_terms(model, prior, images, seed=constants.SEED, batch_size=1000):
+    """(recon [N], kl [N]) of the objective for each image, with fixed noise: the reparameterised z and
+    the GMM's Monte Carlo KL are random, and epochs (and models) should be compared like with like."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    with _fork_rng(device):
+    recon, kl = [], []
+    with forked_rng(device):
         torch.manual_seed(seed)
         for i in range(0, len(images), batch_size):
-            xb = images[i:i + batch_size].to(device)
-            x_hat, mu, logvar = model(xb)
-            parts = losses.vae_loss(xb, x_hat, mu, logvar, prior, beta)
-            sums += torch.stack(parts).double() * len(xb)
+            x = images[i:i + batch_size].to(device)
+            x_hat, mu, logvar = model(x)
+            recon.append(losses.reconstruction_loss(x_hat, x))
+            kl.append(prior.kl(mu, logvar))
     model.train(was_training)
-    loss, recon, kl = (sums / len(images)).tolist()
-    return {"loss": loss, "recon": recon, "kl": kl}
+    return torch.cat(recon).double().cpu(), torch.cat(kl).double().cpu()
+
+
+def evaluate_objective(model, prior, images, beta, seed=constants.SEED):
+    """Mean loss = recon + beta * kl, with its two parts, on `images` (see per_image_terms)."""
+    recon, kl = (t.mean().item() for t in per_image_terms(model, prior, images, seed))
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
 def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATCH_SIZE, lr=constants.LEARNING_RATE,
@@ -231,14 +235,17 @@ def atomic_torch_save(obj, path):
 
 
 def save_checkpoint(path, model, prior, identity, history):
-    atomic_torch_save({
+    """Write the checkpoint atomically and return what was written."""
+    checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "architecture": {"class": type(model).__name__, "latent_dim": model.latent_dim},
         "identity": identity,
         "prior": {"kind": prior.kind, "args": prior.init_args()},
         "state_dict": model.state_dict(),
         "history": history,
-    }, path)
+    }
+    atomic_torch_save(checkpoint, path)
+    return checkpoint
 
 
 def load_checkpoint(path, device="cpu"):
@@ -329,14 +336,22 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
                   batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience, lr_patience=cfg.lr_patience,
                   grad_clip=cfg.grad_clip, seed=cfg.seed, channels_last=cfg.channels_last, desc=name,
                   progress=progress)
-    save_checkpoint(path, model, prior, identity, history)
+    checkpoint = save_checkpoint(path, model, prior, identity, history)
     best = min(history, key=lambda h: h["val_loss"])
     log(f"{name}: best val loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, kl {best['val_kl']:.3f}) "
         f"at epoch {best['epoch']} -> {path}")
-    return model, prior.to(device), torch.load(path, map_location="cpu", weights_only=True)
+    return model, prior.to(device), checkpoint
 
 
 # --- command line (shared by train.py, sample.py and alltests.py) ------------------------------
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors on one line ("error: ... (see --help)"), exit code 2, like every other user error."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
 
 def add_config_arguments(parser):
     """--flags that override constants.py; --help shows each default."""
@@ -381,7 +396,7 @@ def run_main(main):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train (or reuse) one VAE: base, goal or gmm.")
+    parser = ArgumentParser(description="Train (or reuse) one VAE: base, goal or gmm.")
     parser.add_argument("--model", default="base", help="base, goal or gmm (default %(default)s)")
     parser.add_argument("--out-dir", default=constants.OUT_DIR, help="checkpoints go to OUT_DIR/models (default %(default)r)")
     add_config_arguments(parser)

@@ -39,6 +39,15 @@ def test_bad_settings_are_one_line_errors_before_any_training(capsys, tmp_path, 
     assert not (tmp_path / "models").exists()  # nothing was trained or written
 
 
+def test_command_line_type_errors_are_one_line(capsys, tmp_path):
+    code, err = cli_error(capsys, alltests.main, ["--goals", "six", "--out-dir", str(tmp_path)])
+    assert code == 2 and len(err) == 1 and "invalid int value: 'six'" in err[0], err
+    code, err = cli_error(capsys, alltests.main, ["--goals"])
+    assert code == 2 and len(err) == 1 and "expected at least one argument" in err[0], err
+    code, err = cli_error(capsys, sample.main, ["--prior", "uniform", "--out-dir", str(tmp_path)])
+    assert code == 2 and len(err) == 1 and "unknown prior 'uniform'" in err[0], err
+
+
 def test_config_rejects_empty_and_non_integer_goals():
     with pytest.raises(train.ConfigError, match="empty"):
         train.RunConfig(goals=[]).validate()
