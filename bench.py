@@ -183,8 +183,7 @@ def markdown(report):
 def main(argv=None):
     parser = train.ArgumentParser(description="Benchmark the training pipeline against the usual PyTorch one.")
     parser.add_argument("--full", action="store_true", help="also time a from-scratch alltests.py run")
-    parser.add_argument("--data-dir", default=None, help=f"MNIST root (default: ${constants.DATA_DIR_ENV}, else 'data')")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: CUDA, then MPS, then CPU)")
+    train.add_machine_arguments(parser)
     parser.add_argument("--seed", type=int, default=constants.SEED)
     parser.add_argument("--out", default=os.path.join("figures", "bench"), help="writes OUT.json and OUT.md")
     parser.add_argument("--row", choices=list(ROWS) + ["step-cost"], help=argparse.SUPPRESS)  # one row, internal

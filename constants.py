@@ -15,6 +15,8 @@ LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # clamp on the encoder's log-variance: keep
 
 # --- the expert's goal ------------------------------------------------------------------------
 EXPERT_GOALS = [6]  # one or more digits the expert wants more of
+EXPERT_LABELS = None  # how many goal images the expert labelled (the first n of a seeded shuffle); None: all
+LABELLED_ONLY_KL = False  # bias-keeping variant: goal/GMM KL on the expert-labelled images only, N(0, I) on the rest
 
 # --- objectives -------------------------------------------------------------------------------
 BETA_BASE = 1.0  # weight of KL(q(z|x) || N(0, I)) for the base VAE
@@ -49,3 +51,15 @@ CLASSIFIER_LR = 3e-3  # peak of the one-cycle schedule
 EVAL_SAMPLES = 10000  # decoded samples per model and source
 QUICK_EVAL_SAMPLES = 2000
 QUICK_CLASSIFIER_EPOCHS = 1
+
+# --- study (study.py) -------------------------------------------------------------------------
+STUDY_SEEDS = [0, 1, 2]  # every study number is a mean and spread over these seeds
+STUDY_BETAS = [0.1, 0.3, 1.0, 3.0]  # beta grid for the goal and GMM VAEs
+STUDY_LABEL_BUDGETS = [10, 100, 1000, None]  # expert labels; None: all goal images
+STUDY_GOAL_SETS = [[6], [6, 9], [3, 8]]  # the first is the main goal; the pairs test several goals at once
+STUDY_EVAL_SAMPLES = 5000  # decoded samples per model and source
+STUDY_OUT_DIR = "runs/study"  # checkpoints and per-seed results; figures go to figures/
+QUICK_STUDY_OUT_DIR = "runs/study-quick"
+# --quick: the same study, smaller in every direction (about a minute on 2 cores; numbers are not meaningful)
+QUICK_STUDY = {"betas": [0.3, 3.0], "label_budgets": [10, None], "goal_sets": [[6], [6, 9]],
+               "train_images": 2000, "epochs": 1, "eval_samples": 500}

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import constants
 import train
-from models import StandardNormalPrior, decode_prior_samples
+from models import StandardNormalPrior, decode_prior_samples, is_conditional
 
 
 class DigitClassifier(nn.Module):
@@ -189,7 +189,8 @@ def sampling_sources(runs):
 def test_split_metrics(model, prior, beta, data, goals, seed=constants.SEED):
     """Reconstruction error (all, goal, other digits), KL to the own prior and negative ELBO on the test split,
     computed per image exactly as the validation loss is (train.per_image_terms: one fixed-seed z per image)."""
-    recon, kl = train.per_image_terms(model, prior, data.test_x, seed)
+    labels = data.test_y if is_conditional(model) else None
+    recon, kl = train.per_image_terms(model, prior, data.test_x, seed, labels=labels)
     goal_mask = torch.isin(data.test_y.cpu(), torch.tensor(goals))
     return {"recon": recon.mean().item(), "recon_goal": recon[goal_mask].mean().item(),
             "recon_other": recon[~goal_mask].mean().item(), "kl": kl.mean().item(),

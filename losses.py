@@ -48,11 +48,20 @@ def kl_monte_carlo(mu, logvar, prior_log_prob, n_samples=1):
     return (log_q - log_p).mean(0)
 
 
-def vae_loss(x, x_hat, mu, logvar, prior, beta):
+def labelled_only_kl(prior, mu, logvar, kl_mask):
+    """Per image: KL to `prior` where kl_mask is True (the expert-labelled goal images), KL to N(0, I) elsewhere.
+
+    The bias-keeping variant of this project: only the labelled images are pulled into the goal prior's
+    region, so the other digits keep the base VAE's layout and the region keeps decoding to goal digits.
+    """
+    return torch.where(kl_mask, prior.kl(mu, logvar), kl_standard_normal(mu, logvar))
+
+
+def vae_loss(x, x_hat, mu, logvar, prior, beta, kl_mask=None):
     """Negative ELBO with a beta-weighted KL (Higgins et al. 2017): recon + beta * KL(q(z|x) || prior).
 
-    Returns (total, recon, kl), each averaged over the batch.
+    kl_mask (optional, bool [B]): see labelled_only_kl. Returns (total, recon, kl), each averaged over the batch.
     """
     recon = reconstruction_loss(x_hat, x).mean()
-    kl = prior.kl(mu, logvar).mean()
+    kl = (prior.kl(mu, logvar) if kl_mask is None else labelled_only_kl(prior, mu, logvar, kl_mask)).mean()
     return recon + beta * kl, recon, kl

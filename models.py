@@ -73,6 +73,52 @@ class ConvVAE(nn.Module):
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
 
 
+class ConditionalVAE(nn.Module):
+    """The reference that needs every image labelled: q(z|x, y) and p(x|z, y), the label fed to both sides
+    as a one-hot vector (conditional VAE, Sohn et al. 2015); otherwise the same layers as ConvVAE."""
+
+    def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128, n_classes=10,
+                 logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
+        super().__init__()
+        self.latent_dim, self.n_classes = latent_dim, n_classes
+        self.logvar_min, self.logvar_max = logvar_min, logvar_max
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
+            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten(),
+        )
+        self.encoder_head = nn.Sequential(nn.Linear(32 * 7 * 7 + n_classes, hidden), nn.ReLU(),
+                                          nn.Linear(hidden, 2 * latent_dim))
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim + n_classes, hidden), nn.ReLU(),
+            nn.Linear(hidden, 32 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Sigmoid(),
+        )
+
+    def one_hot(self, labels, like):
+        return nn.functional.one_hot(labels.long(), self.n_classes).to(like.dtype)
+
+    def encode(self, x, labels):
+        h = self.features(x)
+        mu, logvar = self.encoder_head(torch.cat([h, self.one_hot(labels, h)], 1)).chunk(2, dim=1)
+        return mu, logvar.clamp(self.logvar_min, self.logvar_max)
+
+    def reparameterize(self, mu, logvar):
+        # z = mu + sigma * eps: Kingma & Welling 2014, Sec. 2.4
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+    def decode(self, z, labels):
+        return self.decoder(torch.cat([z, self.one_hot(labels, z)], 1))
+
+    def forward(self, x, labels):
+        mu, logvar = self.encode(x, labels)
+        return self.decode(self.reparameterize(mu, logvar), labels), mu, logvar
+
+
+ARCHITECTURES = {cls.__name__: cls for cls in (ConvVAE, ConditionalVAE)}
+
+
 class Prior(nn.Module):
     """The interface every prior shares: log_prob(z), sample(n), kl(mu, logvar) per image.
 
@@ -185,24 +231,41 @@ class GaussianMixturePrior(Prior):
 PRIORS = {cls.kind: cls for cls in (StandardNormalPrior, DiagonalGaussianPrior, GaussianMixturePrior)}
 
 
+def is_conditional(model):
+    return isinstance(model, ConditionalVAE)
+
+
 @torch.no_grad()
-def encode_means(model, images, batch_size=1000):
-    """Posterior means mu(x) for a stack of images, in batches, on the model's device."""
+def encode_means(model, images, batch_size=1000, labels=None):
+    """Posterior means mu(x) for a stack of images, in batches, on the model's device (labels: for a ConditionalVAE)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    means = [model.encode(images[i:i + batch_size].to(device))[0] for i in range(0, len(images), batch_size)]
+    means = []
+    for i in range(0, len(images), batch_size):
+        extra = () if labels is None else (labels[i:i + batch_size].to(device),)
+        means.append(model.encode(images[i:i + batch_size].to(device), *extra)[0])
     model.train(was_training)
     return torch.cat(means)
 
 
+def cycled_labels(digits, n):
+    """n labels cycling through `digits`: equal shares when a ConditionalVAE is asked for several digits."""
+    return torch.tensor(list(digits)).repeat(n // len(digits) + 1)[:n]
+
+
 @torch.no_grad()
-def decode_prior_samples(model, prior, n, batch_size=1000):
-    """n images decoded from z ~ prior (draws from torch's global RNG: seed it for repeatable samples)."""
+def decode_prior_samples(model, prior, n, batch_size=1000, labels=None):
+    """n images decoded from z ~ prior (draws from torch's global RNG: seed it for repeatable samples).
+
+    A ConditionalVAE also takes the n labels to decode with (see cycled_labels)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     z = prior.to(device).sample(n)
-    images = torch.cat([model.decode(z[i:i + batch_size]) for i in range(0, n, batch_size)])
+    images = []
+    for i in range(0, n, batch_size):
+        extra = () if labels is None else (labels[i:i + batch_size].to(device),)
+        images.append(model.decode(z[i:i + batch_size], *extra))
     model.train(was_training)
-    return images
+    return torch.cat(images)

@@ -4,6 +4,7 @@ Each function takes what it draws explicitly and writes one PNG atomically (temp
 rename), so a failing run never leaves a half-written figure over a good one.
 """
 import os
+import textwrap
 
 import matplotlib
 
@@ -165,5 +166,85 @@ def class_histograms(rows, goals, path):
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
     fig.suptitle(f"classifier's digit shares (goal digits {', '.join(map(str, goals))} in red)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --- study.py ------------------------------------------------------------------------------------
+
+def _mean_std(entry, key):
+    return entry[key]["mean"], entry[key]["std"]
+
+
+def study_tradeoff(grid, references, path, title):
+    """Target rate against the two costs (test recon of the other digits, FD to real goal digits) over the
+    beta grid, error bars over seeds; `references` (name -> summary entry) as single labelled markers."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = [("*", "tab:orange"), ("D", "tab:green"), ("s", "tab:red"), ("^", "tab:purple")]
+    for ax, (cost, label) in zip(axes, (("recon_other", "test reconstruction error, non-goal digits"),
+                                        ("fd_goal", "Fréchet distance to real goal digits"))):
+        xs, xe = zip(*[_mean_std(e, cost) for e in grid])
+        ys, ye = zip(*[_mean_std(e, "target_rate") for e in grid])
+        ax.errorbar(xs, ys, xerr=xe, yerr=ye, marker="o", capsize=3, color="tab:blue", label="fine-tuned, β grid")
+        for e, x, y in zip(grid, xs, ys):
+            ax.annotate(f"β={e['beta']:g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        for (name, e), (marker, colour) in zip(references.items(), styles):
+            if e is None:
+                continue
+            (x, xerr), (y, yerr) = _mean_std(e, cost), _mean_std(e, "target_rate")
+            ax.errorbar([x], [y], xerr=[xerr], yerr=[yerr], marker=marker, markersize=9, linestyle="none",
+                        capsize=3, color=colour, label=name)
+        ax.set_xlabel(label)
+        ax.set_ylabel("target rate (samples from the model's prior)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(title + " (mean ± sd over seeds)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def study_budget(curves, reference, path, title):
+    """Target rate and FD to real goal digits against the number of labelled goal images, one line per
+    method (name -> summary entries in budget order); the fully labelled CVAE as a dashed line."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (key, label) in zip(axes, (("target_rate", "target rate"), ("fd_goal", "Fréchet distance to real goal digits"))):
+        for name, entries in curves.items():
+            entries = [e for e in entries if e is not None]
+            ns = [e["n_labels"] for e in entries]
+            ys, ye = zip(*[_mean_std(e, key) for e in entries])
+            ax.errorbar(ns, ys, yerr=ye, marker="o", capsize=3, label=name)
+        if reference is not None:
+            ax.axhline(reference[key]["mean"], color="black", linestyle="--", linewidth=1,
+                       label="CVAE (every image labelled)")
+        ax.set_xscale("log")
+        ax.set_xlabel("expert-labelled goal images")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(title + " (mean ± sd over seeds)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def study_goal_sets(per_set, path):
+    """For each goal set (tuple -> summary entries), the share of samples in each goal digit per method:
+    a prior that produces only one of the goals shows one tall bar and one short one."""
+    fig, axes = plt.subplots(1, len(per_set), figsize=(7.5 * len(per_set), 4.4), squeeze=False)
+    for ax, (goals, entries) in zip(axes[0], per_set.items()):
+        width = 0.8 / len(goals)
+        for j, goal in enumerate(goals):
+            means, stds = zip(*[_mean_std(e, f"rate_{goal}") for e in entries])
+            ax.bar(np.arange(len(entries)) + (j - (len(goals) - 1) / 2) * width, means, width, yerr=stds,
+                   capsize=3, color=DIGIT_COLOURS(goal), label=f"digit {goal}")
+        ax.axhline(1 / len(goals), color="black", linestyle=":", linewidth=0.8)
+        ax.set_xticks(np.arange(len(entries)))
+        ax.set_xticklabels([textwrap.fill(e["method"], 16) for e in entries], fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("share of samples")
+        ax.set_title(f"goal digits {', '.join(map(str, goals))} (dotted: an even split)", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle("several goals at once: samples per goal digit (mean ± sd over seeds)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -115,3 +115,16 @@ def test_vae_loss_is_recon_plus_beta_kl():
     total, recon, kl = losses.vae_loss(x, x_hat, mu, logvar, StandardNormalPrior(3), beta=2.5)
     torch.testing.assert_close(total, recon + 2.5 * kl)
     torch.testing.assert_close(kl, losses.kl_standard_normal(mu, logvar).mean())
+
+
+def test_labelled_only_kl_picks_the_goal_prior_on_labelled_images_and_n01_elsewhere():
+    mu, logvar = posterior(batch=6)
+    goal = DiagonalGaussianPrior(torch.tensor([1.0, -1.0, 0.5, 0.0]), torch.tensor([0.2, 0.3, 0.5, 1.0]))
+    mask = torch.tensor([True, False, True, False, False, True])
+    kl = losses.labelled_only_kl(goal, mu, logvar, mask)
+    torch.testing.assert_close(kl[mask], goal.kl(mu, logvar)[mask])
+    torch.testing.assert_close(kl[~mask], losses.kl_standard_normal(mu, logvar)[~mask])
+    x, x_hat = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
+    total, recon, kl_mean = losses.vae_loss(x, x_hat, mu, logvar, goal, 0.5, kl_mask=mask)
+    torch.testing.assert_close(kl_mean, kl.mean())
+    torch.testing.assert_close(total, recon + 0.5 * kl.mean())

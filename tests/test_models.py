@@ -1,11 +1,14 @@
 """Model shapes, priors' sample/log_prob agreement, GMM fitting, and a few optimisation steps."""
+import math
+
 import pytest
 import torch
 from sklearn.mixture import GaussianMixture
 
 import losses
 import train
-from models import ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior, pick_device
+from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
+                    cycled_labels, decode_prior_samples, pick_device)
 
 
 @pytest.mark.parametrize("latent_dim", [1, 4, 16])
@@ -105,3 +108,42 @@ def test_fit_early_stops_on_its_own_objective_and_keeps_the_best_weights(small_d
     assert again["loss"] == pytest.approx(best, rel=1e-5)
     standard = train.evaluate_objective(model, StandardNormalPrior(2), small_data.val_x[:256], beta=1.0)
     assert standard["kl"] != pytest.approx(again["kl"], rel=1e-3)
+
+
+def test_conditional_vae_uses_its_label_and_round_trips_through_a_checkpoint(tmp_path):
+    model = ConditionalVAE(3).eval()
+    x, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+    x_hat, mu, logvar = model(x, labels)
+    assert x_hat.shape == x.shape and mu.shape == logvar.shape == (8, 3)
+    z = torch.randn(2, 3)
+    assert not torch.allclose(model.decode(z, torch.tensor([6, 6])), model.decode(z, torch.tensor([1, 1])))
+    torch.manual_seed(0)
+    images = decode_prior_samples(model, StandardNormalPrior(3), 7, labels=cycled_labels([6, 9], 7))
+    assert images.shape == (7, 1, 28, 28)
+    assert cycled_labels([6, 9], 5).tolist() == [6, 9, 6, 9, 6]
+    path = str(tmp_path / "cvae.pt")
+    train.save_checkpoint(path, model, StandardNormalPrior(3), {}, [])
+    loaded = train.load_checkpoint(path)[0].eval()
+    assert isinstance(loaded, ConditionalVAE)
+    torch.testing.assert_close(loaded.decode(z, torch.tensor([6, 1])), model.decode(z, torch.tensor([6, 1])))
+
+
+def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
+    data = small_data
+    cvae = ConditionalVAE(2)
+    history = train.fit(cvae, StandardNormalPrior(2), data.train_x[:512], data.val_x[:256], beta=1.0, epochs=2,
+                        batch_size=128, progress=False, train_labels=data.train_y[:512], val_labels=data.val_y[:256])
+    assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["val_loss"])) for h in history)
+    cfg = train.RunConfig(latent_dim=2, expert_labels=20, labelled_only_kl=True).validate()
+    train_mask, val_mask = train.labelled_kl_masks(cfg, data)
+    assert train_mask.sum() == 20 and bool((data.train_y[train_mask] == 6).all())
+    assert val_mask.sum() == math.ceil(20 * len(data.val_y) / len(data.train_y))
+    model = ConvVAE(2)
+    prior = DiagonalGaussianPrior(torch.ones(2), torch.full((2,), 0.25))
+    history = train.fit(model, prior, data.train_x[:512], data.val_x[:256], beta=1.0, epochs=1, batch_size=128,
+                        progress=False, train_kl_mask=train_mask[:512], val_kl_mask=val_mask[:256])
+    # the validation KL mixes both priors exactly as losses.labelled_only_kl does
+    recon, kl = train.per_image_terms(model, prior, data.val_x[:256], kl_mask=val_mask[:256])
+    assert history[-1]["val_kl"] == pytest.approx(kl.mean().item(), rel=1e-4)
+    unmasked = train.per_image_terms(model, prior, data.val_x[:256])[1]
+    assert history[-1]["val_kl"] != pytest.approx(unmasked.mean().item(), rel=1e-3)

@@ -30,3 +30,13 @@ def test_every_image_the_readme_shows_is_committed():
     assert len(images) >= 25
     missing = [path for path in images if not os.path.exists(os.path.join(ROOT, path))]
     assert not missing, missing
+
+
+def test_readme_study_table_matches_study_json():
+    import study
+    report = json.load(open(os.path.join(ROOT, "figures", "study.json")))
+    table = study.study_markdown(report)
+    assert readme_block("study") == table
+    assert open(os.path.join(ROOT, "figures", "study.md")).read() == table
+    assert report["settings"] == study.study_settings(quick=False)  # a full study, with today's settings
+    assert len(report["seeds"]) >= 3

@@ -32,6 +32,8 @@ def cli_error(capsys, main, argv):
     (["--beta-gmm", "nan"], "beta_gmm must be a finite number >= 0"),
     (["--epochs", "0"], "epochs must be >= 1"),
     (["--batch-size", "0"], "batch size must be >= 1"),
+    (["--expert-labels", "0"], "expert labels must be an integer >= 1"),
+    (["--expert-labels", "3"], "GMM components (5) exceed the 3 expert-labelled goal training images"),
 ])
 def test_bad_settings_are_one_line_errors_before_any_training(capsys, tmp_path, data_dir, argv, message):
     code, err = cli_error(capsys, alltests.main, ["--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir] + argv)
