@@ -57,11 +57,16 @@ def labelled_only_kl(prior, mu, logvar, kl_mask):
     return torch.where(kl_mask, prior.kl(mu, logvar), kl_standard_normal(mu, logvar))
 
 
+def kl_term(prior, mu, logvar, kl_mask=None):
+    """The objective's KL per image: to `prior`, or with kl_mask (bool [B]) the labelled-only variant."""
+    return prior.kl(mu, logvar) if kl_mask is None else labelled_only_kl(prior, mu, logvar, kl_mask)
+
+
 def vae_loss(x, x_hat, mu, logvar, prior, beta, kl_mask=None):
     """Negative ELBO with a beta-weighted KL (Higgins et al. 2017): recon + beta * KL(q(z|x) || prior).
 
     kl_mask (optional, bool [B]): see labelled_only_kl. Returns (total, recon, kl), each averaged over the batch.
     """
     recon = reconstruction_loss(x_hat, x).mean()
-    kl = (prior.kl(mu, logvar) if kl_mask is None else labelled_only_kl(prior, mu, logvar, kl_mask)).mean()
+    kl = kl_term(prior, mu, logvar, kl_mask).mean()
     return recon + beta * kl, recon, kl

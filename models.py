@@ -35,35 +35,54 @@ def pick_device(name=None):
     return torch.device("cpu")
 
 
-class ConvVAE(nn.Module):
-    """28x28 image -> q(z|x) = N(mu, diag sigma^2) -> sigmoid image. Two stride-2 convs each way."""
+def conv_features():
+    """28x28 image -> 32 x 7 x 7 features, flattened: the encoder's two stride-2 convolutions."""
+    return [nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
+            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten()]
 
-    def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128,
-                 logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
+
+def deconv_decoder(in_features, hidden):
+    """in_features -> sigmoid 28x28 image: the decoder, two stride-2 transposed convolutions."""
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), nn.ReLU(),
+        nn.Linear(hidden, 32 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+        nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
+        nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # 14 -> 28, pixels in [0, 1]
+    )
+
+
+class GaussianLatentVAE(nn.Module):
+    """What both VAEs share: q(z|x) = N(mu, diag sigma^2) with a bounded log-variance, and its reparameterisation."""
+
+    def __init__(self, latent_dim, logvar_min, logvar_max):
         super().__init__()
         self.latent_dim = latent_dim
         self.logvar_min, self.logvar_max = logvar_min, logvar_max
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
-            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
-            nn.Flatten(), nn.Linear(32 * 7 * 7, hidden), nn.ReLU(),
-            nn.Linear(hidden, 2 * latent_dim),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, 32 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
-            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
-            nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # 14 -> 28, pixels in [0, 1]
-        )
 
-    def encode(self, x):
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+    def posterior(self, encoder_output):
+        """[B, 2 * latent_dim] -> (mu, logvar)."""
+        mu, logvar = encoder_output.chunk(2, dim=1)
         # bounded log-variance: exp() stays finite for large beta; wide enough to be inactive in practice
         return mu, logvar.clamp(self.logvar_min, self.logvar_max)
 
     def reparameterize(self, mu, logvar):
         # z = mu + sigma * eps, eps ~ N(0, I): Kingma & Welling 2014, Sec. 2.4
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+
+class ConvVAE(GaussianLatentVAE):
+    """28x28 image -> q(z|x) = N(mu, diag sigma^2) -> sigmoid image. Two stride-2 convs each way."""
+
+    def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128,
+                 logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
+        super().__init__(latent_dim, logvar_min, logvar_max)
+        self.encoder = nn.Sequential(*conv_features(), nn.Linear(32 * 7 * 7, hidden), nn.ReLU(),
+                                     nn.Linear(hidden, 2 * latent_dim))
+        self.decoder = deconv_decoder(latent_dim, hidden)
+
+    def encode(self, x):
+        return self.posterior(self.encoder(x))
 
     def decode(self, z):
         return self.decoder(z)
@@ -73,40 +92,25 @@ class ConvVAE(nn.Module):
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
 
 
-class ConditionalVAE(nn.Module):
+class ConditionalVAE(GaussianLatentVAE):
     """The reference that needs every image labelled: q(z|x, y) and p(x|z, y), the label fed to both sides
     as a one-hot vector (conditional VAE, Sohn et al. 2015); otherwise the same layers as ConvVAE."""
 
     def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128, n_classes=10,
                  logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
-        super().__init__()
-        self.latent_dim, self.n_classes = latent_dim, n_classes
-        self.logvar_min, self.logvar_max = logvar_min, logvar_max
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
-            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
-            nn.Flatten(),
-        )
+        super().__init__(latent_dim, logvar_min, logvar_max)
+        self.n_classes = n_classes
+        self.features = nn.Sequential(*conv_features())
         self.encoder_head = nn.Sequential(nn.Linear(32 * 7 * 7 + n_classes, hidden), nn.ReLU(),
                                           nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim + n_classes, hidden), nn.ReLU(),
-            nn.Linear(hidden, 32 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
-            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Sigmoid(),
-        )
+        self.decoder = deconv_decoder(latent_dim + n_classes, hidden)
 
     def one_hot(self, labels, like):
         return nn.functional.one_hot(labels.long(), self.n_classes).to(like.dtype)
 
     def encode(self, x, labels):
         h = self.features(x)
-        mu, logvar = self.encoder_head(torch.cat([h, self.one_hot(labels, h)], 1)).chunk(2, dim=1)
-        return mu, logvar.clamp(self.logvar_min, self.logvar_max)
-
-    def reparameterize(self, mu, logvar):
-        # z = mu + sigma * eps: Kingma & Welling 2014, Sec. 2.4
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return self.posterior(self.encoder_head(torch.cat([h, self.one_hot(labels, h)], 1)))
 
     def decode(self, z, labels):
         return self.decoder(torch.cat([z, self.one_hot(labels, z)], 1))

@@ -153,8 +153,8 @@ def per_image_terms(model, prior, images, seed=constants.SEED, batch_size=1000, 
             x = images[i:i + batch_size].to(device)
             x_hat, mu, logvar = model(x) if labels is None else model(x, labels[i:i + batch_size].to(device))
             recon.append(losses.reconstruction_loss(x_hat, x))
-            kl.append(prior.kl(mu, logvar) if kl_mask is None
-                      else losses.labelled_only_kl(prior, mu, logvar, kl_mask[i:i + batch_size].to(device)))
+            mask = None if kl_mask is None else kl_mask[i:i + batch_size].to(device)
+            kl.append(losses.kl_term(prior, mu, logvar, mask))
     model.train(was_training)
     return torch.cat(recon).double().cpu(), torch.cat(kl).double().cpu()
 
