@@ -3,7 +3,9 @@
     python bench.py           # the table, written to figures/bench.json and figures/bench.md
     python bench.py --full    # also times a from-scratch `python alltests.py` into a temporary folder
 
-Each row runs in its own subprocess so that its peak memory (max RSS) is its own.
+Each timed epoch runs in its own subprocess, so a row's peak memory (max RSS) is its own, and the rows take
+turns (baseline, ours, ..., baseline, ours, ...): this VM's speed drifts by tens of percent over minutes, and
+interleaving puts every row through the same drift, so the ratios stay side by side.
 """
 import argparse
 import json
@@ -21,19 +23,36 @@ import alltests
 import constants
 import mnist
 import train
-from models import ConvVAE, GaussianMixturePrior, StandardNormalPrior, pick_device
+from models import ConvVAE, GaussianMixturePrior, StandardNormalPrior, SubPixelConvTranspose2d, pick_device
 
 ROWS = {
-    "baseline": "torchvision MNIST + ToTensor/Normalize per sample, DataLoader, batch 64 (earlier implementation)",
+    "baseline": "torchvision MNIST + ToTensor/Normalize per sample, DataLoader, batch 64, stock layers "
+                "(earlier implementation)",
     "tensors-64": "in-memory tensors, batch 64, contiguous layout",
-    "tensors-default": f"in-memory tensors, batch {constants.BATCH_SIZE}, channels-last, fused Adam (project default)",
+    "tensors-stock": f"in-memory tensors, batch {constants.BATCH_SIZE}, channels-last, fused Adam, stock layers",
+    "tensors-default": f"in-memory tensors, batch {constants.BATCH_SIZE}, channels-last, fused Adam, sub-pixel last "
+                       "layer, in-place ReLU (project default)",
     "tensors-compile": "the project default under torch.compile",
 }
-REPEATS = 3  # epochs timed per row; the table shows the median (single epochs vary by about 10% here)
+REPEATS = 3  # rounds: each times one epoch of every row; the table shows each row's median
 
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def with_stock_layers(model):
+    """The same network (same weights) as a user would write it: nn.ConvTranspose2d for the sub-pixel layer and
+    ReLUs that allocate their output. The baseline row uses it, and one row shows what the two changes buy."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, SubPixelConvTranspose2d):
+                stock = torch.nn.ConvTranspose2d(child.in_channels, child.out_channels, 4, stride=2, padding=1)
+                stock.load_state_dict(child.state_dict())
+                setattr(module, name, stock)
+            elif isinstance(child, torch.nn.ReLU):
+                child.inplace = False
+    return model
 
 
 def baseline_epochs(data_dir, device, seed, repeats):
@@ -48,7 +67,7 @@ def baseline_epochs(data_dir, device, seed, repeats):
     train_loader = DataLoader(Subset(full, order[n_val:].tolist()), batch_size=64, shuffle=True)
     val_loader = DataLoader(Subset(full, order[:n_val].tolist()), batch_size=64)
     torch.manual_seed(seed)
-    model = ConvVAE().to(device)
+    model = with_stock_layers(ConvVAE()).to(device)
     prior = StandardNormalPrior(model.latent_dim).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=constants.LEARNING_RATE)
     seconds = []
@@ -71,11 +90,12 @@ def baseline_epochs(data_dir, device, seed, repeats):
     return seconds, len(order) - n_val, None
 
 
-def tensor_epochs(data_dir, device, seed, repeats, batch_size, channels_last, compile_model=False):
+def tensor_epochs(data_dir, device, seed, repeats, batch_size, channels_last, compile_model=False, stock=False):
     """Epochs of the project's own loop (train.fit), one call per epoch so each is timed alone."""
     data = mnist.load_mnist(data_dir, seed=seed)
     torch.manual_seed(seed)
-    model = ConvVAE().to(device)
+    model = ConvVAE()
+    model = (with_stock_layers(model) if stock else model).to(device)
     if compile_model:
         model = torch.compile(model)
     seconds, val_loss = [], None
@@ -118,20 +138,18 @@ def step_cost(device, seed, steps=60, batch_size=constants.BATCH_SIZE):
     return costs
 
 
-def run_row(row, data_dir, device, seed, repeats=REPEATS):
+def run_row(row, data_dir, device, seed):
+    """One timed epoch of `row` (under torch.compile, after an untimed compiling epoch), in this process."""
     if row == "step-cost":
         return step_cost(device, seed)
     if row == "baseline":
-        seconds, images, val_loss = baseline_epochs(data_dir, device, seed, repeats)
+        seconds, images, val_loss = baseline_epochs(data_dir, device, seed, repeats=1)
     else:
         batch_size, channels_last = (64, False) if row == "tensors-64" else (constants.BATCH_SIZE, constants.CHANNELS_LAST)
-        # under torch.compile the first epoch pays for compilation: time one more and leave it out
-        compiled = row == "tensors-compile"
-        seconds, images, val_loss = tensor_epochs(data_dir, device, seed, repeats + compiled, batch_size, channels_last,
-                                                  compile_model=compiled)
-    steady = seconds[1:] if row == "tensors-compile" else seconds
-    median = sorted(steady)[len(steady) // 2]
-    return {"seconds_per_epoch": median, "epoch_seconds": seconds, "images_per_second": images / median,
+        compiled = row == "tensors-compile"  # its first epoch pays for compilation: time one more, report the last
+        seconds, images, val_loss = tensor_epochs(data_dir, device, seed, 1 + compiled, batch_size, channels_last,
+                                                  compile_model=compiled, stock=row == "tensors-stock")
+    return {"seconds": seconds[-1], "first_epoch_seconds": seconds[0], "images": images,
             "peak_rss_mib": peak_rss_mib(), "val_loss_after_one_epoch": val_loss}
 
 
@@ -141,6 +159,15 @@ def in_subprocess(row, data_dir, device, seed):
     if result.returncode != 0:
         raise RuntimeError(f"bench row {row} failed: {result.stderr.strip().splitlines()[-1]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summarise(runs):
+    """A row's rounds -> its median epoch, throughput, peak memory and (seeded, so identical) one-epoch loss."""
+    seconds = [r["seconds"] for r in runs]
+    median = sorted(seconds)[len(seconds) // 2]
+    return {"seconds_per_epoch": median, "epoch_seconds": seconds, "images_per_second": runs[0]["images"] / median,
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "compile_epoch_seconds": runs[0]["first_epoch_seconds"],
+            "val_loss_after_one_epoch": runs[0]["val_loss_after_one_epoch"]}
 
 
 def time_full_run(data_dir, device):
@@ -160,14 +187,18 @@ def markdown(report):
     m = report["machine"]
     lines = [f"Machine: {m['cpu_cores']} CPU cores ({m['processor']}), torch {m['torch']}, device {m['device']}, "
              f"{m['torch_threads']} torch threads; measured {m['date']}.", "",
-             f"| pipeline (one epoch: 54,000 train + 6,000 validation images; median of {REPEATS}) | s / epoch | images / s | peak memory (MiB) "
-             "| speed-up vs baseline | val loss after 1 epoch |", "|---|---:|---:|---:|---:|---:|"]
-    base = report["rows"]["baseline"]["seconds_per_epoch"]
+             f"| pipeline (one epoch: 54,000 train + 6,000 validation images; median of {REPEATS} interleaved rounds) | s / epoch | images / s | peak memory (MiB) "
+             "| speed-up vs baseline | speed-up in each round | val loss after 1 epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    baseline = report["rows"]["baseline"]
     for row, r in report["rows"].items():
         val = "n/a (normalised pixels)" if r["val_loss_after_one_epoch"] is None else f"{r['val_loss_after_one_epoch']:.2f}"
-        name = ROWS[row] + (f" (first epoch, compiling: {r['epoch_seconds'][0]:.0f} s)" if row == "tensors-compile" else "")
+        name = ROWS[row] + (f" (first epoch, compiling: {r['compile_epoch_seconds']:.0f} s)" if row == "tensors-compile" else "")
+        # each round's baseline epoch over this row's epoch of the same round: the spread the drift leaves
+        rounds = ", ".join(f"{b / s:.2f}" for b, s in zip(baseline["epoch_seconds"], r["epoch_seconds"]))
         lines.append(f"| {name} | {r['seconds_per_epoch']:.1f} | {r['images_per_second']:.0f} | "
-                     f"{r['peak_rss_mib']:.0f} | {base / r['seconds_per_epoch']:.2f}x | {val} |")
+                     f"{r['peak_rss_mib']:.0f} | {baseline['seconds_per_epoch'] / r['seconds_per_epoch']:.2f}x | "
+                     f"{rounds} | {val} |")
     s = report["step_cost"]
     lines += ["", f"One training step (batch {constants.BATCH_SIZE}): standard-normal KL {s['standard'] * 1e3:.1f} ms, "
                   f"GMM Monte Carlo KL ({constants.GMM_N_COMPONENTS} components, {constants.GMM_KL_SAMPLES} sample) "
@@ -198,9 +229,12 @@ def main(argv=None):
                           "torch": torch.__version__, "device": str(device), "torch_threads": torch.get_num_threads(),
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
               "rows": {}}
-    for row in ROWS:
-        print(f"timing: {ROWS[row]} ...", flush=True)
-        report["rows"][row] = in_subprocess(row, data_dir, device, args.seed)
+    runs = {row: [] for row in ROWS}
+    for round_ in range(1, REPEATS + 1):
+        for row in ROWS:
+            print(f"round {round_}/{REPEATS}: {ROWS[row]} ...", flush=True)
+            runs[row].append(in_subprocess(row, data_dir, device, args.seed))
+    report["rows"] = {row: summarise(runs[row]) for row in ROWS}
     report["step_cost"] = in_subprocess("step-cost", data_dir, device, args.seed)
     if args.full:
         print("timing: python alltests.py from scratch ...", flush=True)

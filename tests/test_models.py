@@ -8,7 +8,7 @@ from sklearn.mixture import GaussianMixture
 import losses
 import train
 from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
-                    cycled_labels, decode_prior_samples, pick_device)
+                    SubPixelConvTranspose2d, cycled_labels, decode_prior_samples, pick_device)
 
 
 @pytest.mark.parametrize("latent_dim", [1, 4, 16])
@@ -19,6 +19,33 @@ def test_vae_shapes_and_pixel_range(latent_dim):
     assert x_hat.shape == x.shape and mu.shape == logvar.shape == (6, latent_dim)
     assert 0 <= x_hat.min() and x_hat.max() <= 1
     assert model.decode(torch.randn(3, latent_dim)).shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("c_in, c_out", [(16, 1), (32, 16), (3, 2)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_sub_pixel_layer_matches_conv_transpose_in_value_and_gradient(c_in, c_out, layout):
+    """The decoder's fast layer is nn.ConvTranspose2d(4, stride 2, padding 1) in every respect but speed."""
+    torch.manual_seed(0)
+    fast = SubPixelConvTranspose2d(c_in, c_out)
+    reference = torch.nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+    reference.load_state_dict(fast.state_dict())  # same parameter names and shapes
+    x = torch.randn(5, c_in, 7, 6).contiguous(memory_format=layout)
+    upstream = torch.randn(5, c_out, 14, 12)
+    results = []
+    for layer in (fast, reference):
+        layer.to(memory_format=layout).zero_grad()
+        xx = x.clone().requires_grad_()
+        y = layer(xx)
+        (y * upstream).sum().backward()
+        results.append((y, xx.grad, layer.weight.grad, layer.bias.grad))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # and its hand-written backward is the true gradient of its forward (float64 finite differences)
+    fast64 = SubPixelConvTranspose2d(c_in, c_out).double()
+    inputs = (torch.randn(2, c_in, 3, 3, dtype=torch.float64, requires_grad=True),
+              fast64.weight.detach().clone().requires_grad_(), fast64.bias.detach().clone().requires_grad_())
+    assert torch.autograd.gradcheck(
+        lambda a, w, b: torch.func.functional_call(fast64, {"weight": w, "bias": b}, (a,)), inputs)
 
 
 def test_model_lives_on_cpu_until_moved():
