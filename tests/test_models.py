@@ -48,6 +48,30 @@ def test_sub_pixel_layer_matches_conv_transpose_in_value_and_gradient(c_in, c_ou
         lambda a, w, b: torch.func.functional_call(fast64, {"weight": w, "bias": b}, (a,)), inputs)
 
 
+@pytest.mark.parametrize("architecture", [ConvVAE, ConditionalVAE])
+def test_every_relu_gets_its_gradient_in_its_own_memory_layout(architecture):
+    """Training runs channels-last; a ReLU whose gradient arrives in another layout than its saved output
+    takes a strided slow path in backward (6x slower, measured), so the layers are ordered to avoid it."""
+    torch.manual_seed(0)
+    model = architecture().to(memory_format=torch.channels_last)
+    mismatches, relus = [], [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+
+    def dimension_order(t):  # outermost to innermost in memory: NCHW or NHWC for 4-d tensors
+        return sorted(range(t.dim()), key=t.stride, reverse=True)
+
+    def check_gradient_layout(module, inputs, output):
+        output.register_hook(lambda grad: mismatches.append(module)
+                             if dimension_order(grad) != dimension_order(output) else None)
+
+    for relu in relus:
+        relu.register_forward_hook(check_gradient_layout)
+    x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    args = (x,) if architecture is ConvVAE else (x, torch.arange(4))
+    x_hat, mu, logvar = model(*args)
+    losses.vae_loss(x, x_hat, mu, logvar, StandardNormalPrior(model.latent_dim), 1.0)[0].backward()
+    assert len(relus) == 6 and mismatches == []
+
+
 def test_model_lives_on_cpu_until_moved():
     model = ConvVAE()
     assert {p.device.type for p in model.parameters()} == {"cpu"}
