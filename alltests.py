@@ -1,20 +1,28 @@
-"""The main job: train (or reuse) the base, goal and GMM VAEs and regenerate every README figure.
+"""The main job: train (or reuse) the VAEs, fit every biased sampler, measure everything, write every figure.
 
-    python alltests.py            # full run: figures/ and models/
-    python alltests.py --quick    # small subset, 2 epochs: runs/quick/figures and runs/quick/models
+    python alltests.py                          # MNIST: figures/ and models/ (about 5 min on 2 CPU cores)
+    python alltests.py --dataset fashion-mnist  # the same on Fashion-MNIST: figures/fashion-mnist/, models/fashion-mnist/
+    python alltests.py --quick                  # small subset, 2 epochs: runs/quick/ (a smoke test)
 """
-import json
 import os
 import time
 
 import torch
 
+import cache
+import cli
+import config
 import constants
+import datasets
 import evaluate
-import mnist
 import plots
+import report
+import samplers
 import train
+from classifier import get_classifier
 from models import StandardNormalPrior, decode_prior_samples, encode_means, pick_device
+
+LABELLED_ONLY = "gmm"  # the training-time method alltests.py trains: the labelled-only-KL GMM VAE
 
 
 def figure_names(name, latent_dim):
@@ -48,12 +56,13 @@ def model_figures(name, model, prior, data, figures_dir, goals, seed=constants.S
                           f"{title}: test images (top) and reconstructions from the posterior mean (bottom)")
 
     goal_mask = torch.isin(data.test_y, torch.tensor(goals))
-    start, end = data.test_x[goal_mask][:1], data.test_x[~goal_mask][:1]  # a goal digit and another digit
+    start, end = data.test_x[goal_mask][:1], data.test_x[~goal_mask][:1]  # a goal image and another one
     z_start, z_end = model.encode(torch.cat([start, end]).to(device))[0]
     weights = torch.linspace(0, 1, 12, device=device)[:, None]
     plots.interpolation(model.decode((1 - weights) * z_start + weights * z_end), out("interpolation"),
-                        f"{title}: interpolation between test digits {data.test_y[goal_mask][0].item()} "
-                        f"and {data.test_y[~goal_mask][0].item()}")
+                        f"{title}: interpolation between test images of "
+                        f"{datasets.class_name(data.dataset, data.test_y[goal_mask][0].item())} and "
+                        f"{datasets.class_name(data.dataset, data.test_y[~goal_mask][0].item())}")
 
     latents = encode_means(model, data.test_x)
     torch.manual_seed(seed)
@@ -68,84 +77,102 @@ def model_figures(name, model, prior, data, figures_dir, goals, seed=constants.S
         print(f"{name}: latent dim is 1, so the 2-D scatter and pairwise figures are skipped")
 
 
+def budget_name(budget):
+    return "all" if budget is None else str(budget)
+
+
 def parse_args(argv=None):
-    parser = train.ArgumentParser(description="Train base, goal and GMM VAEs and write every README figure.")
+    parser = cli.ArgumentParser(description="Train the VAEs, fit every biased sampler, write every README figure.")
     parser.add_argument("--quick", action="store_true",
-                        help=f"{constants.QUICK_TRAIN_IMAGES} training images, {constants.QUICK_EPOCHS} epochs, "
-                             f"output to {constants.QUICK_OUT_DIR}/ (a smoke test of the whole pipeline)")
+                        help=f"QUICK settings of constants.py ({constants.QUICK}); output to "
+                             f"{constants.QUICK_OUT_DIR}/ (a smoke test of the whole pipeline)")
     parser.add_argument("--out-dir", default=None,
-                        help=f"figures to OUT_DIR/figures, checkpoints to OUT_DIR/models "
-                             f"(default {constants.OUT_DIR!r}, or {constants.QUICK_OUT_DIR!r} with --quick)")
-    train.add_config_arguments(parser)
+                        help=f"figures to OUT_DIR/figures, checkpoints to OUT_DIR/models, a subfolder each for a "
+                             f"dataset other than {constants.DATASET} (default {constants.OUT_DIR!r}, or "
+                             f"{constants.QUICK_OUT_DIR!r} with --quick)")
+    parser.add_argument("--retrain", action="store_true", help="train even when matching checkpoints exist")
+    cli.add_machine_arguments(parser)
+    config.add_setting_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     started = time.perf_counter()
     args = parse_args(argv)
-    quick = {"train_images": constants.QUICK_TRAIN_IMAGES} if args.quick else {}
-    if args.quick and args.epochs is None:
-        args.epochs = constants.QUICK_EPOCHS
-    cfg = train.config_from_args(args, **quick)
+    cfg = config.config_from_args(args, constants.QUICK if args.quick else None)
     out_dir = args.out_dir or (constants.QUICK_OUT_DIR if args.quick else constants.OUT_DIR)
-    figures_dir, models_dir = os.path.join(out_dir, "figures"), os.path.join(out_dir, "models")
+    subfolder = [] if cfg.dataset == constants.DATASET else [cfg.dataset]
+    figures_dir = os.path.join(out_dir, "figures", *subfolder)
+    models_dir = train.models_dir_for(out_dir, cfg.dataset)
     device = pick_device(args.device)
-    data = mnist.load_mnist(args.data_dir, validation_split=cfg.validation_split, seed=cfg.seed,
-                            train_images=cfg.train_images)
-    print(f"device {device}, {len(data.train_x)} train / {len(data.val_x)} val / {len(data.test_x)} test images, "
-          f"goals {cfg.goals}, latent dim {cfg.latent_dim}")
+    data = datasets.load_for(cfg, args.data_dir)
+    train.check_goal_data(cfg, data)
+    goal_names = datasets.class_names(cfg.dataset, cfg.goals)
+    print(f"device {device}, {cfg.dataset}: {len(data.train_x)} train / {len(data.val_x)} val / {len(data.test_x)} "
+          f"test images, goals {goal_names}, latent dim {cfg.latent_dim}")
 
-    runs = {}
-    for name in train.MODEL_NAMES:
-        runs[name] = train.get_model(name, cfg, data, device, models_dir, retrain=args.retrain)
+    # the earlier implementation's three VAEs, then the training-time method that keeps the bias
+    runs = {name: train.get_model(name, cfg, data, device, models_dir, retrain=args.retrain)
+            for name in train.MODEL_NAMES}
+    few = constants.REPORT_LABEL_BUDGETS[0]
+    labelled_only_cfg = cfg.replace(labelled_only_kl=True, expert_labels=few).validate()
+    labelled_only = train.get_model(LABELLED_ONLY, labelled_only_cfg, data, device, models_dir, retrain=args.retrain)
     for name, (model, prior, _) in runs.items():
         model_figures(name, model, prior, data, figures_dir, cfg.goals, cfg.seed)
     histories = {name: checkpoint["history"] for name, (_, _, checkpoint) in runs.items()}
+    histories[f"{LABELLED_ONLY}, labelled-only KL"] = labelled_only[2]["history"]
     plots.training_curves(histories, os.path.join(figures_dir, "training_curves.png"))
 
-    classifier, accuracy = evaluate.get_classifier(
-        data, models_dir, epochs=constants.QUICK_CLASSIFIER_EPOCHS if args.quick else constants.CLASSIFIER_EPOCHS,
-        seed=cfg.seed, device=device, retrain=args.retrain)
-    results = evaluate.evaluate(runs, classifier, data, cfg,
-                                n_samples=constants.QUICK_EVAL_SAMPLES if args.quick else constants.EVAL_SAMPLES)
-    summary = {name: min(history, key=lambda h: h["val_loss"]) for name, history in histories.items()}
-    results.update(classifier_test_accuracy=accuracy, config=vars(cfg), best_validation=summary,
-                   data_fingerprint=data.fingerprint, device=str(device), quick=args.quick)
-    plots.class_histograms(results["sampling"], cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
-    table = evaluate.results_markdown(results)
-    write_text(os.path.join(figures_dir, "results.md"), table)
-    write_text(os.path.join(figures_dir, "results.json"), json.dumps(results, indent=2) + "\n")
-    if os.path.abspath(figures_dir) == os.path.abspath(os.path.join(constants.OUT_DIR, "figures")) and not args.quick:
-        update_readme_block("results", table)
+    classifier, accuracy, _ = get_classifier(data, cfg, models_dir, device, retrain=args.retrain)
+    base, base_prior, base_checkpoint = runs["base"]
+    unlabelled, _ = samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir)
+    refs = evaluate.References(classifier, data, cfg.goals, base)
+    rows = evaluate.reference_rows(refs, cfg.prdc_neighbours)
 
+    def measure(model_name, source, model, prior, labels=None, **extra):
+        metrics, images = evaluate.measure_source(model, prior, classifier, refs, cfg.eval_samples, cfg.seed,
+                                                  cfg.prdc_neighbours)
+        rows.append({"model": model_name, "source": source, "labels": labels, **extra, **metrics})
+        return images
+
+    measure("base", "N(0, I)", base, base_prior)
+    for name in ("goal", "gmm"):
+        model, prior, _ = runs[name]
+        measure(f"{name} VAE", "N(0, I)", model, StandardNormalPrior(model.latent_dim))
+        measure(f"{name} VAE", "own prior", model, prior, labels="all")
+    measure(f"{LABELLED_ONLY} VAE, labelled-only KL", "own prior", *labelled_only[:2], labels=budget_name(few))
+    for budget in constants.REPORT_LABEL_BUDGETS:
+        sampler_cfg = cfg.replace(expert_labels=budget).validate()
+        for name in samplers.SAMPLERS:
+            sampler, info = samplers.fit_sampler(name, base, data, sampler_cfg, unlabelled)
+            found = {str(g): {"images": len(idx), "purity": (data.train_y[idx] == g).double().mean().item()}
+                     for g, idx in info.get("found", {}).items()}
+            images = measure("base + sampler", name, base, sampler, labels=budget_name(budget),
+                             **({"found": found} if found else {}))
+            plots.image_grid(images[:constants.N_SAMPLE_GRID], os.path.join(
+                figures_dir, f"sampler_{name}_{budget_name(budget)}.png"),
+                f"base decoder, z ~ {name} sampler from {budget_name(budget)} labelled {goal_names} images")
+
+    test_split = {name: evaluate.test_split_metrics(model, prior, cfg.beta(name), data, cfg.goals, cfg.seed)
+                  for name, (model, prior, _) in runs.items()}
+    best = {name: {k: v for k, v in min(h, key=lambda e: e["val_loss"]).items() if k != "seconds"}
+            for name, h in histories.items()}
+    results = {"dataset": cfg.dataset, "goals": cfg.goals, "goal_names": goal_names, "n_samples": cfg.eval_samples,
+               "seed": cfg.seed, "prdc_neighbours": cfg.prdc_neighbours, "classifier_test_accuracy": accuracy,
+               "label_budgets": [budget_name(b) for b in constants.REPORT_LABEL_BUDGETS],
+               "sampling": rows, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
+               "data_fingerprint": data.fingerprint, "device": str(device), "quick": args.quick,
+               "seconds": time.perf_counter() - started}
+    plots.class_histograms(rows, cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
+    table = report.results_markdown(results)
+    cache.write_text(os.path.join(figures_dir, "results.md"), table)
+    cache.write_json(os.path.join(figures_dir, "results.json"), results)
+    canonical = os.path.abspath(os.path.join(constants.OUT_DIR, "figures", *subfolder))
+    if os.path.abspath(figures_dir) == canonical and not args.quick:
+        report.update_readme(results)
     print(table)
-    for name, best in summary.items():
-        print(f"{name}: best validation loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, "
-              f"kl {best['val_kl']:.3f}) at epoch {best['epoch']}")
     print(f"figures and results in {figures_dir}/ ({time.perf_counter() - started:.0f} s)")
 
 
-def write_text(path, text):
-    """Atomic: a crash mid-write never leaves a torn results file over a good one."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def update_readme_block(name, text, readme="README.md"):
-    """Replace the README's block between <!-- name:start --> and <!-- name:end --> with `text`,
-    so the README always shows the numbers just computed."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if not os.path.exists(readme):
-        return
-    content = open(readme).read()
-    if start not in content or end not in content:
-        return
-    head, rest = content.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    write_text(readme, f"{head}{start}\n{text}{end}{tail}")
-
-
 if __name__ == "__main__":
-    train.run_main(main)
+    cli.run_main(main)

@@ -1,11 +1,23 @@
-"""Speed benchmark (not a test): one training epoch of the same VAE through several input pipelines.
+"""Speed, measured (not a test): time to quality first, then epochs, steps, the study's engine and its scaling.
 
-    python bench.py           # the table, written to figures/bench.json and figures/bench.md
-    python bench.py --full    # also times a from-scratch `python alltests.py` into a temporary folder
+    python bench.py                        # every section -> figures/bench.json, figures/bench.md, the README block
+    python bench.py --only ttq scaling     # just these sections; the others keep their last measurement
 
-Each timed epoch runs in its own subprocess, so a row's peak memory (max RSS) is its own, and the rows take
-turns (baseline, ours, ..., baseline, ours, ...): this VM's speed drifts by tens of percent over minutes, and
-interleaving puts every row through the same drift, so the ratios stay side by side.
+Sections:
+    ttq      seconds until the validation loss first reaches TTQ_TARGET: the project default (the whole
+             `train.py --model base` process) against a plain PyTorch pipeline (per-sample ToTensor, DataLoader,
+             batch 64, Adam 1e-3, stock layers), both validated the same way on the same 6,000 images
+    epochs   one training epoch through each pipeline
+    step     one training step: the standard-normal KL against the GMM's Monte Carlo KL
+    engines  start-up time and memory of Dask and Ray on this machine (Ray only where it is installed)
+    scaling  the quick and the medium study on 1 and on 2 Dask workers: wall time, speed-up, identical numbers
+    final    the base VAE trained to the end: the project default against the previous default (batch 128, Adam
+             1e-3 halved on plateaus): best validation loss and seconds
+    full     a from-scratch `python alltests.py`
+
+Every timed run is its own process (its memory is its own, and the whole process counts), and the rows take turns
+round by round: this VM's speed drifts by tens of percent over minutes, and taking turns puts every row through
+the same drift.
 """
 import argparse
 import json
@@ -19,33 +31,42 @@ import time
 
 import torch
 
-import alltests
+import cache
+import cli
 import constants
-import mnist
-import train
+import datasets
 from models import ConvVAE, GaussianMixturePrior, StandardNormalPrior, SubPixelConvTranspose2d, pick_device
 
-ROWS = {
-    "baseline": "torchvision MNIST + ToTensor/Normalize per sample, DataLoader, batch 64, stock layers "
-                "(earlier implementation)",
-    "tensors-64": "in-memory tensors, batch 64, contiguous layout",
+ROOT = os.path.dirname(os.path.abspath(__file__))
+TTQ_TARGET = 33.0  # the validation loss (recon + KL, fixed noise) whose first crossing is timed
+TTQ_MAX_EPOCHS = 15
+TTQ_SEEDS = [0, 1, 2]  # one round per seed: the optimisation's spread is part of the measurement
+EPOCH_ROUNDS = 3
+EPOCH_ROWS = {
+    "baseline": "torchvision MNIST + ToTensor/Normalize per sample, DataLoader, batch 64, stock layers",
+    "tensors-128": "in-memory tensors, batch 128, channels-last, fused Adam, project layers (the previous default)",
     "tensors-stock": f"in-memory tensors, batch {constants.BATCH_SIZE}, channels-last, fused Adam, stock layers",
-    "tensors-default": f"in-memory tensors, batch {constants.BATCH_SIZE}, channels-last, fused Adam, sub-pixel last "
-                       "layer, in-place ReLU, ReLU after Flatten (project default)",
-    "tensors-compile": "the project default under torch.compile",
+    "default": f"in-memory tensors, batch {constants.BATCH_SIZE}, channels-last, fused Adam, project layers "
+               "(project default)",
+    "compile": "the project default under torch.compile",
 }
-REPEATS = 5  # rounds: each times one epoch of every row; the table shows each row's median (5: one or two
-# rounds slowed by the VM's drift do not move it)
+SECTIONS = ("ttq", "epochs", "step", "engines", "scaling", "final", "full")
+PREVIOUS_DEFAULT = {"batch_size": 128, "lr": 1e-3, "lr_schedule": "plateau"}  # before the one-cycle schedule
 
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def machine():
+    return {"cpu_cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
 def with_stock_layers(model):
     """The same network (same weights) as a user would write it: nn.ConvTranspose2d for the sub-pixel layer,
-    ReLUs that allocate their output, and the encoder's last ReLU before Flatten. The baseline row uses it, and
-    one row shows what the three changes buy."""
+    ReLUs that allocate their output, and the encoder's last ReLU before Flatten."""
     for module in list(model.modules()):
         if isinstance(module, torch.nn.Sequential):
             layers = list(module)
@@ -62,72 +83,137 @@ def with_stock_layers(model):
     return model
 
 
-def baseline_epoch(data_dir, device, seed):
-    """One timed epoch of the usual PyTorch example pipeline: PIL -> tensor -> normalise per sample, DataLoader,
-    batch 64."""
+def dataloader_epochs(data_dir, seed, epochs, normalise, on_epoch):
+    """The usual PyTorch example pipeline: PIL -> tensor per sample (and Normalize, optionally), DataLoader at
+    batch 64, stock layers, plain Adam 1e-3; validated after each epoch exactly as train.fit validates."""
     import losses
+    import train
     from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    full = datasets.MNIST(data_dir, train=True, download=False, transform=transform)
+    from torchvision import datasets as tv_datasets
+    from torchvision import transforms
+    steps = [transforms.ToTensor()] + ([transforms.Normalize((0.1307,), (0.3081,))] if normalise else [])
+    full = tv_datasets.MNIST(data_dir, train=True, download=False, transform=transforms.Compose(steps))
+    split = datasets.load("mnist", data_dir, False, seed=seed)  # the same split and validation images
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
     n_val = int(round(len(full) * constants.VALIDATION_SPLIT))
-    train_loader = DataLoader(Subset(full, order[n_val:].tolist()), batch_size=64, shuffle=True)
-    val_loader = DataLoader(Subset(full, order[:n_val].tolist()), batch_size=64)
+    loader = DataLoader(Subset(full, order[n_val:].tolist()), batch_size=64, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)
-    model = with_stock_layers(ConvVAE()).to(device)
-    prior = StandardNormalPrior(model.latent_dim).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=constants.LEARNING_RATE)
-    started = time.perf_counter()
-    model.train()
-    for x, _ in train_loader:
-        x = x.to(device)
-        loss = losses.vae_loss(x, *model(x), prior, 1.0)[0]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        for x, _ in val_loader:
-            x = x.to(device)
-            losses.vae_loss(x, *model(x), prior, 1.0)[0].item()
-    seconds = time.perf_counter() - started
-    # its loss lives in normalised pixel space, so it is not comparable with ours: not reported
-    return [seconds], len(order) - n_val, None
+    model = with_stock_layers(ConvVAE())
+    prior = StandardNormalPrior(model.latent_dim)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for x, _ in loader:
+            loss = losses.vae_loss(x, *model(x), prior, 1.0)[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        # pixels in [0, 1] unless normalised, where the loss lives in another space and is not comparable
+        val = None if normalise else train.evaluate_objective(model, prior, split.val_x, 1.0, seed)["loss"]
+        if on_epoch({"epoch": epoch, "val_loss": val}):
+            break
 
 
-def tensor_epochs(data_dir, device, seed, repeats, batch_size, channels_last, compile_model=False, stock=False):
-    """Epochs of the project's own loop (train.fit), one call per epoch so each is timed alone."""
-    data = mnist.load_mnist(data_dir, seed=seed)
-    torch.manual_seed(seed)
-    model = ConvVAE()
-    model = (with_stock_layers(model) if stock else model).to(device)
-    if compile_model:
-        model = torch.compile(model)
-    seconds, val_loss = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        history = train.fit(model, StandardNormalPrior(4), data.train_x, data.val_x, beta=1.0, epochs=1,
-                            batch_size=batch_size, seed=seed, channels_last=channels_last, progress=False)
-        seconds.append(time.perf_counter() - started)
-        val_loss = history[-1]["val_loss"] if val_loss is None else val_loss
-    return seconds, len(data.train_x), val_loss
+def child(args):
+    """One timed run in this process; prints one JSON line per epoch, or one result line."""
+    import train
+    started_at = args.t0 if args.t0 else time.time()
+    data_dir = args.data_dir
+
+    def report_epoch(entry, limit=None):
+        seconds = time.time() - started_at
+        print(json.dumps({"epoch": entry["epoch"], "val_loss": entry["val_loss"], "seconds": seconds,
+                          "peak_rss_mib": peak_rss_mib()}), flush=True)
+        return limit is not None and (entry["val_loss"] is not None and entry["val_loss"] <= TTQ_TARGET
+                                      or entry["epoch"] >= limit)
+
+    if args.child == "ttq-default":  # the `train.py --model base` path, stopped once it reaches the target
+        import config
+        cfg = config.RunConfig(seed=args.seed, epochs_base=constants.EPOCHS_BASE).validate()
+        data = datasets.load_for(cfg, data_dir)
+        train.train_run("base", cfg, data, torch.device("cpu"), progress=False,
+                        on_epoch=lambda e: report_epoch(e, TTQ_MAX_EPOCHS))
+    elif args.child in ("final-default", "final-previous"):  # trained to the end: EPOCHS_BASE, early stopping
+        import config
+        changes = PREVIOUS_DEFAULT if args.child == "final-previous" else {}
+        cfg = config.RunConfig(seed=args.seed, **changes).validate()
+        data = datasets.load_for(cfg, data_dir)
+        train.train_run("base", cfg, data, torch.device("cpu"), progress=False, on_epoch=report_epoch)
+    elif args.child == "ttq-dataloader":
+        dataloader_epochs(data_dir, args.seed, TTQ_MAX_EPOCHS, False, lambda e: report_epoch(e, TTQ_MAX_EPOCHS))
+    elif args.child == "baseline":
+        dataloader_epochs(data_dir, args.seed, 1, True, report_epoch)
+    elif args.child in ("tensors-128", "tensors-stock", "default", "compile"):
+        data = datasets.load("mnist", data_dir, False, seed=args.seed)
+        torch.manual_seed(args.seed)
+        model = ConvVAE()
+        model = with_stock_layers(model) if args.child == "tensors-stock" else model
+        model = torch.compile(model) if args.child == "compile" else model
+        batch = 128 if args.child == "tensors-128" else constants.BATCH_SIZE
+        for epoch in range(1 + (args.child == "compile")):  # compile: the first epoch compiles, time the second
+            started = time.time()
+            history = train.fit(model, StandardNormalPrior(4), data.train_x, data.val_x, beta=1.0, epochs=1,
+                                batch_size=batch, seed=args.seed, progress=False)
+            print(json.dumps({"epoch": epoch + 1, "seconds": time.time() - started, "val_loss": history[-1]["val_loss"],
+                              "images": len(data.train_x), "peak_rss_mib": peak_rss_mib()}), flush=True)
+    elif args.child == "step":
+        print(json.dumps(step_cost(args.seed)))
+    elif args.child in ("dask", "ray"):
+        print(json.dumps(engine_start(args.child)))
 
 
-def step_cost(device, seed, steps=60, batch_size=constants.BATCH_SIZE):
-    """Seconds per training step with the standard-normal KL and with the GMM Monte Carlo KL."""
+def spawn(kind, data_dir, seed=0):
+    """Run child `kind` in a fresh interpreter; (its JSON lines, seconds of the whole process)."""
+    t0 = time.time()
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind, "--seed", str(seed),
+                             "--data-dir", data_dir, "--t0", repr(t0)], capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench {kind} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return lines, time.time() - t0
+
+
+def time_to_quality(data_dir):
+    rounds = []
+    for seed in TTQ_SEEDS:
+        row = {"seed": seed}
+        for kind in ("ttq-default", "ttq-dataloader"):
+            print(f"ttq: {kind}, seed {seed} ...", flush=True)
+            epochs, _ = spawn(kind, data_dir, seed)
+            reached = [e for e in epochs if e["val_loss"] is not None and e["val_loss"] <= TTQ_TARGET]
+            row[kind] = {"epochs": epochs, "reached_epoch": reached[0]["epoch"] if reached else None,
+                         "seconds": reached[0]["seconds"] if reached else None}
+        rounds.append(row)
+    return {"target": TTQ_TARGET, "max_epochs": TTQ_MAX_EPOCHS, "rounds": rounds, "machine": machine()}
+
+
+def epoch_rows(data_dir):
+    runs = {row: [] for row in EPOCH_ROWS}
+    for round_ in range(EPOCH_ROUNDS):
+        for row in EPOCH_ROWS:
+            print(f"epochs: round {round_ + 1}/{EPOCH_ROUNDS}, {row} ...", flush=True)
+            runs[row].append(spawn(row, data_dir, 0)[0][-1])
+    return {"rounds": EPOCH_ROUNDS, "rows": {row: {"description": EPOCH_ROWS[row],
+                                                   "seconds": [r["seconds"] for r in runs[row]],
+                                                   "peak_rss_mib": max(r["peak_rss_mib"] for r in runs[row]),
+                                                   "val_loss_after_one_epoch": runs[row][0]["val_loss"]}
+                                             for row in EPOCH_ROWS}, "machine": machine()}
+
+
+def step_cost(seed, steps=60, batch_size=constants.BATCH_SIZE):
+    """Median seconds per training step with the standard-normal KL and with the GMM Monte Carlo KL."""
     import losses
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch_size, 1, 28, 28, generator=g).to(device).contiguous(memory_format=torch.channels_last)
-    a = torch.randn(constants.GMM_N_COMPONENTS, constants.LATENT_DIM, constants.LATENT_DIM, generator=g) * 0.3
-    gmm = GaussianMixturePrior(torch.full((constants.GMM_N_COMPONENTS,), 1 / constants.GMM_N_COMPONENTS),
-                               torch.randn(constants.GMM_N_COMPONENTS, constants.LATENT_DIM, generator=g),
-                               a @ a.transpose(1, 2) + 0.1 * torch.eye(constants.LATENT_DIM))
+    x = torch.rand(batch_size, 1, 28, 28, generator=g).contiguous(memory_format=torch.channels_last)
+    k, d = constants.GMM_N_COMPONENTS, constants.LATENT_DIM
+    a = torch.randn(k, d, d, generator=g) * 0.3
+    gmm = GaussianMixturePrior(torch.full((k,), 1 / k), torch.randn(k, d, generator=g), a @ a.transpose(1, 2)
+                               + 0.1 * torch.eye(d))
     costs = {}
-    for name, prior in (("standard", StandardNormalPrior(constants.LATENT_DIM)), ("gmm", gmm)):
+    for name, prior in (("standard", StandardNormalPrior(d)), ("gmm", gmm)):
         torch.manual_seed(seed)
-        model = ConvVAE().to(device).to(memory_format=torch.channels_last)
-        prior = prior.to(device)
+        model = ConvVAE().to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters())
         timings = []
         for step in range(steps + 10):
@@ -136,123 +222,134 @@ def step_cost(device, seed, steps=60, batch_size=constants.BATCH_SIZE):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
             if step >= 10:  # warm-up steps excluded
                 timings.append(time.perf_counter() - started)
-        costs[name] = sorted(timings)[len(timings) // 2]  # median: robust to a busy moment
+        costs[name] = sorted(timings)[len(timings) // 2]
     return costs
 
 
-def run_row(row, data_dir, device, seed):
-    """One timed epoch of `row` (under torch.compile, after an untimed compiling epoch), in this process."""
-    if row == "step-cost":
-        return step_cost(device, seed)
-    if row == "baseline":
-        seconds, images, val_loss = baseline_epoch(data_dir, device, seed)
+def square(x):
+    return x * x
+
+
+def engine_start(engine):
+    """Seconds to start a 2-worker, 1-thread-each cluster and run 20 tiny tasks; the memory of every process."""
+    import psutil
+    started = time.perf_counter()
+    if engine == "ray":
+        import ray
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ready = time.perf_counter()
+        remote = ray.remote(num_cpus=1)(square)
+        ray.get([remote.remote(i) for i in range(20)])
     else:
-        batch_size, channels_last = (64, False) if row == "tensors-64" else (constants.BATCH_SIZE, constants.CHANNELS_LAST)
-        compiled = row == "tensors-compile"  # its first epoch pays for compilation: time one more, report the last
-        seconds, images, val_loss = tensor_epochs(data_dir, device, seed, 1 + compiled, batch_size, channels_last,
-                                                  compile_model=compiled, stock=row == "tensors-stock")
-    return {"seconds": seconds[-1], "first_epoch_seconds": seconds[0], "images": images,
-            "peak_rss_mib": peak_rss_mib(), "val_loss_after_one_epoch": val_loss}
+        from dask.distributed import Client, LocalCluster
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+        client = Client(cluster)
+        ready = time.perf_counter()
+        client.gather(client.map(square, range(20)))
+    done = time.perf_counter()
+    me = psutil.Process()
+    processes = [p for p in psutil.process_iter(["create_time"]) if p.info["create_time"] >= me.create_time() - 1]
+    rss = sum(p.memory_info().rss for p in processes if p.is_running()) / 2 ** 20
+    out = {"start_seconds": ready - started, "tasks_seconds": done - ready, "rss_mib": rss,
+           "processes": len(processes), "version": __import__(engine).__version__}
+    if engine == "ray":
+        ray.shutdown()
+    else:
+        client.close()
+        cluster.close()
+    return out
 
 
-def in_subprocess(row, data_dir, device, seed):
-    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", row, "--data-dir", data_dir,
-                             "--device", str(device), "--seed", str(seed)], capture_output=True, text=True)
+def engines(data_dir):
+    out = {}
+    for engine in ("dask", "ray"):
+        try:
+            __import__(engine)
+        except ImportError:
+            out[engine] = None  # not installed here: `pip install ray` to measure it too
+            continue
+        runs = [spawn(engine, data_dir)[0][-1] for _ in range(3)]
+        out[engine] = {k: sorted(r[k] for r in runs)[1] if k != "version" else runs[0][k] for k in runs[0]}
+    return {**out, "machine": machine()}
+
+
+def run_study(size, workers, out_dir, data_dir):
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "study.py", f"--{size}", "--workers", str(workers), "--out-dir", out_dir,
+                             "--data-dir", data_dir], capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
-        raise RuntimeError(f"bench row {row} failed: {result.stderr.strip().splitlines()[-1]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"study --{size} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    study = json.load(open(os.path.join(out_dir, "figures", "study.json")))
+    return time.perf_counter() - started, study
 
 
-def summarise(runs):
-    """A row's rounds -> its median epoch, throughput, peak memory and (seeded, so identical) one-epoch loss."""
-    seconds = [r["seconds"] for r in runs]
-    median = sorted(seconds)[len(seconds) // 2]
-    return {"seconds_per_epoch": median, "epoch_seconds": seconds, "images_per_second": runs[0]["images"] / median,
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "compile_epoch_seconds": runs[0]["first_epoch_seconds"],
-            "val_loss_after_one_epoch": runs[0]["val_loss_after_one_epoch"]}
+def scaling(data_dir):
+    out = {}
+    for size in ("quick", "medium"):
+        runs = {}
+        for workers in (1, 2):
+            print(f"scaling: {size} study on {workers} worker(s) ...", flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds, study = run_study(size, workers, tmp, data_dir)
+            runs[workers] = {"seconds": seconds, "units": study["engine"]["units"], "summary": study["summary"]}
+        out[size] = {"units": runs[1]["units"], "seconds": {str(w): r["seconds"] for w, r in runs.items()},
+                     "speedup": runs[1]["seconds"] / runs[2]["seconds"],
+                     "identical": runs[1]["summary"] == runs[2]["summary"]}
+    return {**out, "machine": machine()}
 
 
-def time_full_run(data_dir, device):
+def final_losses(data_dir):
+    out = {}
+    for kind in ("final-default", "final-previous"):
+        print(f"final: {kind} ...", flush=True)
+        epochs, seconds = spawn(kind, data_dir, 0)
+        out[kind] = {"best_val_loss": min(e["val_loss"] for e in epochs), "epochs": len(epochs), "seconds": seconds}
+    return {**out, "previous": PREVIOUS_DEFAULT, "machine": machine()}
+
+
+def full_run(data_dir):
     with tempfile.TemporaryDirectory() as out_dir:
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "alltests.py", "--retrain", "--out-dir", out_dir, "--data-dir", data_dir,
-                                 "--device", str(device)], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__)))
+        result = subprocess.run([sys.executable, "alltests.py", "--out-dir", out_dir, "--data-dir", data_dir],
+                                capture_output=True, text=True, cwd=ROOT)
         seconds = time.perf_counter() - started
         if result.returncode != 0:
-            raise RuntimeError(f"alltests.py failed: {result.stderr.strip().splitlines()[-1]}")
+            raise RuntimeError(f"alltests.py failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
         results = json.load(open(os.path.join(out_dir, "figures", "results.json")))
-    return {"seconds": seconds, "best_validation": {k: v["val_loss"] for k, v in results["best_validation"].items()}}
-
-
-def markdown(report):
-    m = report["machine"]
-    lines = [f"Machine: {m['cpu_cores']} CPU cores ({m['processor']}), torch {m['torch']}, device {m['device']}, "
-             f"{m['torch_threads']} torch threads; measured {m['date']}.", "",
-             f"| pipeline (one epoch: 54,000 train + 6,000 validation images; median of {REPEATS} interleaved rounds) | s / epoch | images / s | peak memory (MiB) "
-             "| speed-up vs baseline | speed-up in each round | val loss after 1 epoch |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    baseline = report["rows"]["baseline"]
-    for row, r in report["rows"].items():
-        val = "n/a (normalised pixels)" if r["val_loss_after_one_epoch"] is None else f"{r['val_loss_after_one_epoch']:.2f}"
-        name = ROWS[row] + (f" (first epoch, compiling: {r['compile_epoch_seconds']:.0f} s)" if row == "tensors-compile" else "")
-        # each round's baseline epoch over this row's epoch of the same round: the spread the drift leaves
-        rounds = ", ".join(f"{b / s:.2f}" for b, s in zip(baseline["epoch_seconds"], r["epoch_seconds"]))
-        lines.append(f"| {name} | {r['seconds_per_epoch']:.1f} | {r['images_per_second']:.0f} | "
-                     f"{r['peak_rss_mib']:.0f} | {baseline['seconds_per_epoch'] / r['seconds_per_epoch']:.2f}x | "
-                     f"{rounds} | {val} |")
-    s = report["step_cost"]
-    lines += ["", f"One training step (batch {constants.BATCH_SIZE}): standard-normal KL {s['standard'] * 1e3:.1f} ms, "
-                  f"GMM Monte Carlo KL ({constants.GMM_N_COMPONENTS} components, {constants.GMM_KL_SAMPLES} sample) "
-                  f"{s['gmm'] * 1e3:.1f} ms: ratio {s['gmm'] / s['standard']:.2f}."]
-    if "full_run" in report:
-        f = report["full_run"]
-        lines += ["", f"`python alltests.py` from scratch (three VAEs, classifier, figures, results): "
-                      f"{f['seconds'] / 60:.1f} min; best validation losses "
-                      + ", ".join(f"{k} {v:.2f}" for k, v in f["best_validation"].items()) + "."]
-    return "\n".join(lines) + "\n"
+    return {"seconds": seconds, "best_validation": {k: v["val_loss"] for k, v in results["best_validation"].items()},
+            "machine": machine()}
 
 
 def main(argv=None):
-    parser = train.ArgumentParser(description="Benchmark the training pipeline against the usual PyTorch one.")
-    parser.add_argument("--full", action="store_true", help="also time a from-scratch alltests.py run")
-    train.add_machine_arguments(parser)
-    parser.add_argument("--seed", type=int, default=constants.SEED)
+    parser = cli.ArgumentParser(description="Benchmark: time to quality, epochs, steps, the study engine.")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to measure")
+    parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=os.path.join("figures", "bench"), help="writes OUT.json and OUT.md")
-    parser.add_argument("--row", choices=list(ROWS) + ["step-cost"], help=argparse.SUPPRESS)  # one row, internal
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one timed run
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--t0", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    data_dir = os.path.abspath(mnist.resolve_data_dir(args.data_dir))
-    device = pick_device(args.device)
-    if args.row:
-        print(json.dumps(run_row(args.row, data_dir, device, args.seed)))
-        return
-    mnist.read_mnist(data_dir, download=True)  # fail early, with the one-line message, if data is missing
-    report = {"machine": {"cpu_cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                          "torch": torch.__version__, "device": str(device), "torch_threads": torch.get_num_threads(),
-                          "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
-              "rows": {}}
-    runs = {row: [] for row in ROWS}
-    for round_ in range(1, REPEATS + 1):
-        for row in ROWS:
-            print(f"round {round_}/{REPEATS}: {ROWS[row]} ...", flush=True)
-            runs[row].append(in_subprocess(row, data_dir, device, args.seed))
-    report["rows"] = {row: summarise(runs[row]) for row in ROWS}
-    report["step_cost"] = in_subprocess("step-cost", data_dir, device, args.seed)
-    if args.full:
-        print("timing: python alltests.py from scratch ...", flush=True)
-        report["full_run"] = time_full_run(data_dir, device)
-    table = markdown(report)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    alltests.write_text(f"{args.out}.json", json.dumps(report, indent=2) + "\n")
-    alltests.write_text(f"{args.out}.md", table)
+    args.data_dir = os.path.abspath(datasets.resolve_data_dir(args.data_dir))
+    if args.child:
+        return child(args)
+    import report  # here, not at the top: a timed child process should import no more than train.py does
+    datasets.read_raw("mnist", args.data_dir)  # fail early, with the one-line message, if data is missing
+    pick_device("cpu")
+    bench = cache.read_json(f"{args.out}.json") or {}
+    measure = {"ttq": time_to_quality, "epochs": epoch_rows, "step": lambda d: {**spawn("step", d)[0][-1],
+                                                                                "machine": machine()},
+               "engines": engines, "scaling": scaling, "final": final_losses, "full": full_run}
+    for section in args.only:
+        bench[section] = measure[section](args.data_dir)
+        cache.write_json(f"{args.out}.json", bench)  # after each section: a later failure keeps this one
+    table = report.bench_markdown(bench)
+    cache.write_text(f"{args.out}.md", table)
     if os.path.abspath(args.out) == os.path.abspath(os.path.join("figures", "bench")):
-        alltests.update_readme_block("bench", table)
+        report.update_block("bench", table)
     print(table)
 
 
 if __name__ == "__main__":
-    train.run_main(main)
+    cli.run_main(main)

@@ -1,65 +1,93 @@
-"""Every setting of the project in one place: edit here, or override on the command line.
+"""Every default of the project in one place: edit here, or override on the command line.
 
-Plain values only: nothing here runs, loads or trains at import time.
+Plain values only: nothing here runs, loads or trains at import time. Each run setting is declared (flag, help,
+check, which artefacts it affects) once, in config.py, which reads its default from here.
 """
 
 # --- data -------------------------------------------------------------------------------------
-DATA_DIR = "data"  # torchvision's MNIST root: the files live in DATA_DIR/MNIST/raw/
+DATASET = "mnist"  # "mnist" or "fashion-mnist" (datasets.py)
+DATA_DIR = "data"  # torchvision's root: DATA_DIR/MNIST/raw/ and DATA_DIR/FashionMNIST/raw/
 DATA_DIR_ENV = "BIASED_VAE_DATA_DIR"  # environment variable that overrides DATA_DIR (used by tests and CI)
-DOWNLOAD = True  # let torchvision download MNIST when it is missing (needs internet)
+DOWNLOAD = True  # let torchvision download a dataset that is missing (needs internet)
 VALIDATION_SPLIT = 0.1  # share of the 60,000 training images held out for validation / early stopping
+TRAIN_IMAGES = None  # None: every training image; a number: only that many (quick runs and tests)
 
 # --- model ------------------------------------------------------------------------------------
 LATENT_DIM = 4
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # clamp on the encoder's log-variance: keeps exp() finite for any beta
 
 # --- the expert's goal ------------------------------------------------------------------------
-EXPERT_GOALS = [6]  # one or more digits the expert wants more of
-EXPERT_LABELS = None  # how many goal images the expert labelled (the first n of a seeded shuffle); None: all
+EXPERT_GOALS = [6]  # one or more classes the expert wants more of (MNIST: digit 6; Fashion-MNIST: 6 is "shirt")
+EXPERT_LABELS = None  # labelled images per goal class (the first n of a seeded shuffle); None: all of them
 LABELLED_ONLY_KL = False  # bias-keeping variant: goal/GMM KL on the expert-labelled images only, N(0, I) on the rest
 
 # --- objectives -------------------------------------------------------------------------------
-BETA_BASE = 1.0  # weight of KL(q(z|x) || N(0, I)) for the base VAE
+BETA_BASE = 1.0  # weight of KL(q(z|x) || N(0, I)) for the base VAE (and the CVAE)
 BETA_GOAL = 1.0  # weight of KL(q(z|x) || N(mu_p, diag sigma_p^2)) for the goal VAE
 BETA_GMM = 1.0  # weight of the Monte Carlo KL to the mixture prior for the GMM VAE
-GMM_N_COMPONENTS = 5
+GMM_N_COMPONENTS = 5  # at most; fewer with few labels (models.gmm_shape)
 GMM_COVARIANCE_TYPE = "full"  # any of scikit-learn's: "full", "tied", "diag", "spherical"
 GMM_REG_COVAR = 1e-4  # added to each covariance diagonal (scikit-learn's reg_covar): keeps the prior well conditioned
 GMM_KL_SAMPLES = 1  # reparameterised samples of z ~ q(z|x) per image for the Monte Carlo KL
 
 # --- optimisation -----------------------------------------------------------------------------
 SEED = 0
-BATCH_SIZE = 128
-LEARNING_RATE = 1e-3
+BATCH_SIZE = 64
+LEARNING_RATE = 3e-3  # the schedule's peak
+LR_SCHEDULE = "one-cycle"  # "one-cycle": warm-up then cosine decay (Smith & Topin 2018); "plateau": halve on a plateau
+WARMUP = 0.05  # one-cycle: share of the steps spent warming up
 EPOCHS_BASE = 12
 EPOCHS_FINETUNE = 6  # goal and GMM VAEs start from the trained base model
 PATIENCE = 3  # early stopping: epochs without a better validation loss
-LR_PATIENCE = 1  # ReduceLROnPlateau: epochs without improvement before the learning rate is halved
+LR_PATIENCE = 1  # "plateau" schedule: epochs without improvement before the learning rate is halved
 GRAD_CLIP = 10.0  # max global gradient norm
 CHANNELS_LAST = True  # memory layout for the conv layers: measured faster on CPU (see bench.py)
 
-# --- outputs ----------------------------------------------------------------------------------
-OUT_DIR = "."  # figures go to OUT_DIR/figures, checkpoints to OUT_DIR/models
-QUICK_OUT_DIR = "runs/quick"  # --quick writes here, never over the committed figures
-QUICK_TRAIN_IMAGES = 6000  # --quick: training subset (validation and test shrink in proportion)
-QUICK_EPOCHS = 2
-N_SAMPLE_GRID = 64  # images in each sample grid figure
+# --- biased samplers (samplers.py) ------------------------------------------------------------
+SAMPLER = "graph"  # what sample.py draws from by default: the best method measured (README)
+GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training images' encoder features
+GRAPH_RESTART = 0.01  # personalised PageRank: probability of jumping back to a labelled image at each step
+GRAPH_CORE = 0.8  # keep a found image when at least this share of its neighbours was found too
+GRAPH_MAX_SHARE = 0.15  # the goal class is taken to hold at most this share of the images (10 classes: about 0.1)
+GRAPH_TEMPERATURE = 0.25  # the graph sampler draws z ~ N(mu(x), GRAPH_TEMPERATURE * sigma^2(x)) around found images
+RATIO_COMPONENTS = 30  # the ratio sampler's density of all training latents: a GMM with this many components
+RATIO_ROUNDS = 3  # the ratio sampler's self-training rounds
 
-# --- evaluation (evaluate.py) -----------------------------------------------------------------
-CLASSIFIER_EPOCHS = 6  # measured: 99.2% test accuracy, every digit >= 98.3%, in ~75 s on 2 CPU cores
+# --- evaluation (classifier.py, evaluate.py) --------------------------------------------------
+CLASSIFIER_EPOCHS = 10  # measured: MNIST 99.2% test accuracy after 6 epochs; Fashion-MNIST 90.6% after 6, 91.2% after 10
 CLASSIFIER_LR = 3e-3  # peak of the one-cycle schedule
+CLASSIFIER_BATCH_SIZE = 128
 EVAL_SAMPLES = 10000  # decoded samples per model and source
-QUICK_EVAL_SAMPLES = 2000
-QUICK_CLASSIFIER_EPOCHS = 1
+PRDC_NEIGHBOURS = 5  # k of the k-nearest-neighbour balls of precision, recall, density and coverage
+REPORT_LABEL_BUDGETS = [10, None]  # alltests.py fits every sampler from this many labels per goal (None: all)
+
+# --- outputs ----------------------------------------------------------------------------------
+OUT_DIR = "."  # figures go to OUT_DIR/figures, checkpoints to OUT_DIR/models (other datasets: a subfolder each)
+QUICK_OUT_DIR = "runs/quick"  # --quick writes here, never over the committed figures
+# --quick: these settings instead of the defaults (a smoke test of the whole pipeline; numbers mean nothing)
+QUICK = {"train_images": 3000, "epochs_base": 2, "epochs_finetune": 2, "classifier_epochs": 1, "eval_samples": 1000}
+N_SAMPLE_GRID = 64  # images in each sample grid figure
 
 # --- study (study.py) -------------------------------------------------------------------------
 STUDY_SEEDS = [0, 1, 2]  # every study number is a mean and spread over these seeds
-STUDY_BETAS = [0.1, 0.3, 1.0, 3.0]  # beta grid for the goal and GMM VAEs
-STUDY_LABEL_BUDGETS = [10, 100, 1000, None]  # expert labels; None: all goal images
-STUDY_GOAL_SETS = [[6], [6, 9], [3, 8]]  # the first is the main goal; the pairs test several goals at once
-STUDY_EVAL_SAMPLES = 5000  # decoded samples per model and source
-STUDY_OUT_DIR = "runs/study"  # checkpoints and per-seed results; figures go to figures/
+STUDY_DATASETS = ["mnist", "fashion-mnist"]
+STUDY_LATENT_DIMS = [4, 8, 16]
+# the first is the main goal (label curve); Fashion-MNIST: 7 sneaker, a distinct class, and 6 shirt, whose neighbours
+# (T-shirt/top, pullover, coat) look alike
+STUDY_GOAL_SETS = {"mnist": [[6], [6, 9], [3, 8]], "fashion-mnist": [[7], [6]]}
+STUDY_BETAS = [0.1, 0.3, 1.0, 3.0]  # beta grid for the plain goal and GMM VAEs (MNIST, latent 4)
+STUDY_LABEL_CURVE = [1, 3, 10, 30, 100, 1000, None]  # labels per goal for the samplers (None: all)
+STUDY_FINETUNE_LABELS = [10, None]  # labels per goal for the labelled-only-KL VAEs
+STUDY_EVAL_SAMPLES = 5000  # decoded samples per row
+STUDY_OUT_DIR = "runs/study"  # unit results, checkpoints and logs; figures go to figures/
 QUICK_STUDY_OUT_DIR = "runs/study-quick"
-# --quick: the same study, smaller in every direction (about a minute on 2 cores; numbers are not meaningful)
-QUICK_STUDY = {"betas": [0.3, 3.0], "label_budgets": [10, None], "goal_sets": [[6], [6, 9]],
-               "train_images": 2000, "epochs": 1, "eval_samples": 500}
+MEDIUM_STUDY_OUT_DIR = "runs/study-medium"
+# --quick: the same study, smaller in every direction (a smoke test; its numbers mean nothing)
+QUICK_STUDY = {"seeds": [0, 1], "datasets": ["mnist"], "latent_dims": [4], "goal_sets": {"mnist": [[6], [6, 9]]},
+               "betas": [1.0], "label_curve": [10], "finetune_labels": [10],
+               "eval_samples": 300, "run": {"train_images": 1500, "epochs_base": 1, "epochs_finetune": 1,
+                                           "classifier_epochs": 1}}
+# --medium: between the two, for measuring how the study scales with workers (bench.py)
+MEDIUM_STUDY = {"seeds": [0, 1, 2], "datasets": ["mnist"], "latent_dims": [4], "goal_sets": {"mnist": [[6]]},
+                "betas": [1.0], "label_curve": [10], "finetune_labels": [10], "eval_samples": 1000,
+                "run": {"train_images": 10000, "epochs_base": 3, "epochs_finetune": 2, "classifier_epochs": 2}}

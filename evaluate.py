@@ -1,127 +1,30 @@
-"""Does the bias work? An independent digit classifier and the metrics read off it.
+"""Does the bias work? Metrics of decoded samples, read off the independent classifier (classifier.py).
 
-For every model and sampling source: the share of samples the classifier calls a goal digit, the class
-histogram, mean confidence, Frechet distances in the classifier's feature space (to real goal digits and
-to the whole test set), and diversity. On the test split: reconstruction error, KL to the model's own
-prior, and its negative ELBO.
+For every sampling source: the share of samples the classifier assigns to a goal class, the class histogram (where
+the misses go), mean confidence, Frechet distances in the classifier's features (to real goal images and to the
+whole test set), diversity, and precision / recall / density / coverage against the decoder ceiling: the base
+VAE's reconstructions of the held-out goal test images, the best that any latent sampler on that decoder can do.
+On the test split: reconstruction error, KL to the model's own prior, and its negative ELBO.
 """
-import math
-import os
 import warnings
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from scipy import linalg
-from tqdm import tqdm
 
 import constants
 import train
-from models import StandardNormalPrior, decode_prior_samples, is_conditional
+from classifier import classify
+from models import decode_prior_samples, encode_means, is_conditional
 
-
-class DigitClassifier(nn.Module):
-    """A small CNN; its 128-d penultimate layer is the feature space of the Frechet distance."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
-        )
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, 10))
-
-    def features(self, x):
-        return self.body(x)
-
-    def forward(self, x):
-        return self.head(self.body(x))
-
-
-def train_classifier(data, epochs=constants.CLASSIFIER_EPOCHS, lr=constants.CLASSIFIER_LR,
-                     batch_size=constants.BATCH_SIZE, seed=constants.SEED, device="cpu", progress=True):
-    """Cross-entropy with random +-2 pixel shifts and a one-cycle learning rate (Smith & Topin 2018)."""
-    train.seed_everything(seed)
-    model = DigitClassifier().to(device).to(memory_format=torch.channels_last)
-    x = data.train_x.to(device).contiguous(memory_format=torch.channels_last)
-    y = data.train_y.to(device)
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * steps_per_epoch)
-    shuffle = torch.Generator().manual_seed(seed)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(x), generator=shuffle).to(device)
-        shifts = torch.randint(-2, 3, (steps_per_epoch, 2), generator=shuffle).tolist()
-        for step in tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch}/{epochs}", leave=False,
-                         disable=not progress, mininterval=1.0):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            xb = torch.roll(x[idx], shifts=shifts[step], dims=(2, 3))  # translation augmentation
-            loss = F.cross_entropy(model(xb), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    return model.to(memory_format=torch.contiguous_format).eval()
-
-
-@torch.inference_mode()
-def classify(classifier, images, batch_size=2000):
-    """(class probabilities [N, 10], penultimate features [N, 128]) for images [N, 1, 28, 28]."""
-    device = next(classifier.parameters()).device
-    classifier.eval()
-    probs, feats = [], []
-    for i in range(0, len(images), batch_size):
-        f = classifier.features(images[i:i + batch_size].to(device))
-        feats.append(f)
-        probs.append(F.softmax(classifier.head(f), dim=1))
-    return torch.cat(probs).cpu(), torch.cat(feats).cpu()
-
-
-def accuracy(classifier, images, labels):
-    return (classify(classifier, images)[0].argmax(1) == labels.cpu()).double().mean().item()
-
-
-def classifier_identity(data, epochs, seed):
-    return {"model": "classifier", "data": data.fingerprint, "epochs": epochs, "seed": seed,
-            "lr": constants.CLASSIFIER_LR, "architecture": "DigitClassifier-16-32-128"}
-
-
-def get_classifier(data, models_dir, epochs=constants.CLASSIFIER_EPOCHS, seed=constants.SEED, device="cpu",
-                   retrain=False, log=print, progress=True):
-    """Reuse models_dir/classifier.pt when it was trained on the same data and settings; else train it."""
-    path = os.path.join(models_dir, "classifier.pt")
-    identity = classifier_identity(data, epochs, seed)
-    if os.path.exists(path) and not retrain:
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            if saved.get("identity") == identity:
-                classifier = DigitClassifier()
-                classifier.load_state_dict(saved["state_dict"])
-                log(f"classifier: reusing {path} (test accuracy {saved['test_accuracy']:.4f})")
-                return classifier.to(device).eval(), saved["test_accuracy"]
-            log(f"classifier: {path} was trained with other settings: retraining")
-        except Exception as error:  # unreadable or foreign file: retrain rather than trust it
-            log(f"classifier: {path} cannot be loaded safely ({type(error).__name__}): retraining")
-    classifier = train_classifier(data, epochs=epochs, seed=seed, device=device, progress=progress)
-    test_accuracy = accuracy(classifier, data.test_x, data.test_y)
-    train.atomic_torch_save({"identity": identity, "state_dict": classifier.state_dict(),
-                             "test_accuracy": test_accuracy}, path)
-    log(f"classifier: test accuracy {test_accuracy:.4f} -> {path}")
-    return classifier, test_accuracy
-
-
-# --- metrics -------------------------------------------------------------------------------------
 
 def class_histogram(probs):
-    """Share of samples assigned to each digit (argmax), [10]."""
+    """Share of samples assigned to each class (argmax), [10]."""
     return torch.bincount(probs.argmax(1), minlength=10).double() / len(probs)
 
 
 def target_rate(probs, goals):
-    """Share of samples the classifier assigns to any goal digit."""
+    """Share of samples the classifier assigns to any goal class."""
     return class_histogram(probs)[list(goals)].sum().item()
 
 
@@ -158,36 +61,95 @@ def mean_pairwise_distance(features, chunk=2000):
     return total / (n * (n - 1))
 
 
-def sample_metrics(probs, features, goals, goal_features, test_features):
+def kth_neighbour_distance(features, k, chunk=2000):
+    """Each row's distance to its k-th nearest other row."""
+    features = features.double()
+    return torch.cat([torch.cdist(features[i:i + chunk], features).kthvalue(k + 1, dim=1).values
+                      for i in range(0, len(features), chunk)])  # k + 1: the row itself is at distance 0
+
+
+def precision_recall_density_coverage(real, fake, k=constants.PRDC_NEIGHBOURS, chunk=2000):
+    """Manifold metrics in a feature space, each in [0, 1] (density can exceed 1):
+
+    precision: share of fake samples inside some real sample's k-NN ball (Kynkaanniemi et al. 2019, eq. 2)
+    recall:    share of real samples inside some fake sample's k-NN ball (Kynkaanniemi et al. 2019, eq. 2)
+    density:   mean number of real k-NN balls holding a fake sample, over k (Naeem et al. 2020, eq. 5)
+    coverage:  share of real samples whose k-NN ball holds a fake sample (Naeem et al. 2020, eq. 6)
+    """
+    real, fake = real.double(), fake.double()
+    real_radius, fake_radius = kth_neighbour_distance(real, k), kth_neighbour_distance(fake, k)
+    inside_real_balls, covered, recalled = 0, torch.zeros(len(real), dtype=torch.bool), \
+        torch.zeros(len(real), dtype=torch.bool)
+    precise = 0
+    for i in range(0, len(fake), chunk):
+        distance = torch.cdist(fake[i:i + chunk], real)  # [fake chunk, real]
+        in_ball = distance <= real_radius[None, :]
+        precise += in_ball.any(1).sum().item()
+        inside_real_balls += in_ball.sum().item()
+        covered |= in_ball.any(0)
+        recalled |= (distance <= fake_radius[i:i + chunk, None]).any(0)
+    return {"precision": precise / len(fake), "recall": recalled.double().mean().item(),
+            "density": inside_real_balls / (k * len(fake)), "coverage": covered.double().mean().item()}
+
+
+@torch.no_grad()
+def ceiling_images(model, images):
+    """The decoder ceiling: `model`'s reconstructions of `images` from their posterior means."""
+    model.eval()
+    device = next(model.parameters()).device
+    z = encode_means(model, images)
+    return torch.cat([model.decode(z[i:i + 1000]) for i in range(0, len(z), 1000)]).to(device)
+
+
+class References:
+    """What every row is measured against, computed once per (classifier, test split, goals, base decoder):
+    the real test images, the real goal test images and the decoder ceiling, in the classifier's features."""
+
+    def __init__(self, classifier, data, goals, base_model):
+        self.goals = list(goals)
+        self.test_probs, self.test_features = classify(classifier, data.test_x)
+        self.goal_mask = torch.isin(data.test_y.cpu(), torch.tensor(self.goals))
+        self.goal_features = self.test_features[self.goal_mask]
+        self.ceiling_probs, self.ceiling_features = classify(classifier,
+                                                             ceiling_images(base_model, data.test_x[self.goal_mask]))
+
+
+def sample_metrics(probs, features, refs, k=constants.PRDC_NEIGHBOURS):
+    """Every sampling metric of one set of samples (or real images), against References `refs`."""
+    histogram = class_histogram(probs)
     return {
-        "target_rate": target_rate(probs, goals),
-        "class_histogram": [round(v, 5) for v in class_histogram(probs).tolist()],
+        "target_rate": histogram[refs.goals].sum().item(),
+        "goal_rates": {str(g): histogram[g].item() for g in refs.goals},
+        "class_histogram": [round(v, 5) for v in histogram.tolist()],
         "mean_confidence": mean_confidence(probs),
-        "fd_goal": frechet_distance(features, goal_features),
-        "fd_test": frechet_distance(features, test_features),
+        "fd_goal": frechet_distance(features, refs.goal_features),
+        "fd_test": frechet_distance(features, refs.test_features),
         "diversity": mean_pairwise_distance(features),
+        **precision_recall_density_coverage(refs.ceiling_features, features, k),
     }
 
 
-def sampling_sources(runs):
-    """(model, source, decoder model, prior) for every row of the results table.
+def reference_rows(refs, k=constants.PRDC_NEIGHBOURS):
+    """The rows every table starts with: real test images, real goal test images, and the decoder ceiling."""
+    goal_probs = refs.test_probs[refs.goal_mask]
+    return [{"model": "test images", "source": "real", **sample_metrics(refs.test_probs, refs.test_features, refs, k)},
+            {"model": "test images, goal classes", "source": "real",
+             **sample_metrics(goal_probs, refs.goal_features, refs, k)},
+            {"model": "decoder ceiling", "source": "base reconstructions of goal test images",
+             **sample_metrics(refs.ceiling_probs, refs.ceiling_features, refs, k)}]
 
-    Each fine-tuned model is sampled from N(0, I) (what the earlier implementation showed) and from its
-    own prior; the post-hoc baseline feeds the untouched base decoder from the goal and GMM priors.
-    """
-    base_model, base_prior, _ = runs["base"]
-    rows = [("base", "N(0, I)", base_model, base_prior)]
-    for name in ("goal", "gmm"):
-        model, prior, _ = runs[name]
-        rows.append((name, "N(0, I)", model, StandardNormalPrior(model.latent_dim)))
-        rows.append((name, "own prior", model, prior))
-    rows.append(("base (post-hoc)", "goal prior", base_model, runs["goal"][1]))
-    rows.append(("base (post-hoc)", "GMM prior", base_model, runs["gmm"][1]))
-    return rows
+
+def measure_source(model, prior, classifier, refs, n, seed, k=constants.PRDC_NEIGHBOURS, labels=None):
+    """sample_metrics of n images that `model` decodes from z ~ `prior` (a prior or a sampler), seeded;
+    labels: the class of each image, for a ConditionalVAE. Returns (metrics, the images)."""
+    torch.manual_seed(seed)
+    images = decode_prior_samples(model, prior, n, labels=labels)
+    probs, features = classify(classifier, images)
+    return sample_metrics(probs, features, refs, k), images
 
 
 def test_split_metrics(model, prior, beta, data, goals, seed=constants.SEED):
-    """Reconstruction error (all, goal, other digits), KL to the own prior and negative ELBO on the test split,
+    """Reconstruction error (all, goal, other classes), KL to the own prior and negative ELBO on the test split,
     computed per image exactly as the validation loss is (train.per_image_terms: one fixed-seed z per image)."""
     labels = data.test_y if is_conditional(model) else None
     recon, kl = train.per_image_terms(model, prior, data.test_x, seed, labels=labels)
@@ -195,43 +157,3 @@ def test_split_metrics(model, prior, beta, data, goals, seed=constants.SEED):
     return {"recon": recon.mean().item(), "recon_goal": recon[goal_mask].mean().item(),
             "recon_other": recon[~goal_mask].mean().item(), "kl": kl.mean().item(),
             "neg_elbo": (recon + beta * kl).mean().item(), "beta": beta}
-
-
-def evaluate(runs, classifier, data, cfg, n_samples=constants.EVAL_SAMPLES):
-    """Every number of the results table, as a JSON-ready dict."""
-    goals = cfg.goals
-    test_probs, test_features = classify(classifier, data.test_x)
-    goal_mask = torch.isin(data.test_y.cpu(), torch.tensor(goals))
-    goal_features = test_features[goal_mask]
-    # references: what real images score, all ten digits and the goal digits alone
-    rows = [{"model": "test images", "source": "real",
-             **sample_metrics(test_probs, test_features, goals, goal_features, test_features)},
-            {"model": "test images, goal digits", "source": "real",
-             **sample_metrics(test_probs[goal_mask], goal_features, goals, goal_features, test_features)}]
-    for model_name, source, model, prior in sampling_sources(runs):
-        torch.manual_seed(cfg.seed)
-        images = decode_prior_samples(model, prior, n_samples)
-        probs, features = classify(classifier, images)
-        rows.append({"model": model_name, "source": source,
-                     **sample_metrics(probs, features, goals, goal_features, test_features)})
-    tests = {name: test_split_metrics(model, prior, cfg.beta(name), data, goals, cfg.seed)
-             for name, (model, prior, _) in runs.items()}
-    return {"goals": list(goals), "n_samples": n_samples, "seed": cfg.seed, "sampling": rows, "test_split": tests}
-
-
-def results_markdown(results):
-    """The two README tables, from a results dict."""
-    goals = ", ".join(str(g) for g in results["goals"])
-    lines = [f"Samples: {results['n_samples']:,} per row, seed {results['seed']}; goal digits: {goals}; "
-             f"classifier test accuracy {results['classifier_test_accuracy']:.2%}.", "",
-             "| model | z drawn from | target rate | mean confidence | FD to goal digits | FD to test set | diversity |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for row in results["sampling"]:
-        lines.append(f"| {row['model']} | {row['source']} | {row['target_rate']:.1%} | {row['mean_confidence']:.3f} "
-                     f"| {row['fd_goal']:.2f} | {row['fd_test']:.2f} | {row['diversity']:.2f} |")
-    lines += ["", "| model (test split) | recon, all | recon, goal digits | recon, other digits "
-                  "| KL to own prior | β | negative ELBO (own objective) |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, m in results["test_split"].items():
-        lines.append(f"| {name} | {m['recon']:.2f} | {m['recon_goal']:.2f} | {m['recon_other']:.2f} | {m['kl']:.2f} "
-                     f"| {m['beta']:g} | {m['neg_elbo']:.2f} |")
-    return "\n".join(lines) + "\n"

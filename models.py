@@ -130,6 +130,11 @@ class ConvVAE(GaussianLatentVAE):
     def encode(self, x):
         return self.posterior(self.encoder(x))
 
+    def hidden(self, x):
+        """The encoder's last hidden layer (before the mu / log-variance head): the features the graph sampler
+        links images by."""
+        return self.encoder[:-1](x)
+
     def decode(self, z):
         return self.decoder(z)
 
@@ -249,12 +254,18 @@ class GaussianMixturePrior(Prior):
         self.register_buffer("scale_tril", torch.linalg.cholesky(self.covariances.double()).float())
 
     @classmethod
-    def fit(cls, latents, n_components=constants.GMM_N_COMPONENTS,
+    def fit(cls, latents, max_components=constants.GMM_N_COMPONENTS,
             covariance_type=constants.GMM_COVARIANCE_TYPE, reg_covar=constants.GMM_REG_COVAR,
-            seed=constants.SEED, kl_samples=constants.GMM_KL_SAMPLES):
+            seed=constants.SEED, kl_samples=constants.GMM_KL_SAMPLES, n_init=3):
+        """scikit-learn's EM fit to `latents` [n, d], with as many components and as rich a covariance as n
+        supports (gmm_shape); the best of n_init starts. One point (one expert label) gives one component centred
+        on it with covariance reg_covar * I: scikit-learn's EM needs at least two."""
         points = latents.detach().cpu().double().numpy()
+        if len(points) < 2:
+            return cls(np.ones(1), points[:1], reg_covar * np.eye(points.shape[1])[None], kl_samples=kl_samples)
+        n_components, covariance_type = gmm_shape(len(points), points.shape[1], max_components, covariance_type)
         gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type,
-                              reg_covar=reg_covar, n_init=3, random_state=seed).fit(points)
+                              reg_covar=reg_covar, n_init=n_init, random_state=seed).fit(points)
         dim = points.shape[1]
         cov = gmm.covariances_  # shape depends on the covariance type: make every one [K, d, d]
         if covariance_type == "tied":
@@ -281,22 +292,49 @@ class GaussianMixturePrior(Prior):
 PRIORS = {cls.kind: cls for cls in (StandardNormalPrior, DiagonalGaussianPrior, GaussianMixturePrior)}
 
 
+def gmm_shape(n_points, dim, max_components, covariance_type):
+    """(components, covariance type) that n_points latents in `dim` dimensions can support: at most one component
+    per dim + 1 points, and a full (or tied) covariance only with at least 2 (dim + 1) points per component; below
+    that a diagonal one, whose dim variances need far fewer points than a full covariance's dim (dim + 1) / 2."""
+    components = max(1, min(max_components, n_points // (dim + 1)))
+    if covariance_type in ("full", "tied") and n_points < 2 * (dim + 1) * components:
+        covariance_type = "diag"
+    return components, covariance_type
+
+
 def is_conditional(model):
     return isinstance(model, ConditionalVAE)
 
 
 @torch.no_grad()
-def encode_means(model, images, batch_size=1000, labels=None):
-    """Posterior means mu(x) for a stack of images, in batches, on the model's device (labels: for a ConditionalVAE)."""
+def encode_posteriors(model, images, batch_size=1000, labels=None):
+    """(mu, logvar) of q(z|x) for a stack of images, in batches, on the model's device (labels: for a
+    ConditionalVAE)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    means = []
+    parts = []
     for i in range(0, len(images), batch_size):
         extra = () if labels is None else (labels[i:i + batch_size].to(device),)
-        means.append(model.encode(images[i:i + batch_size].to(device), *extra)[0])
+        parts.append(model.encode(images[i:i + batch_size].to(device), *extra))
     model.train(was_training)
-    return torch.cat(means)
+    return torch.cat([mu for mu, _ in parts]), torch.cat([logvar for _, logvar in parts])
+
+
+def encode_means(model, images, batch_size=1000, labels=None):
+    """Posterior means mu(x) for a stack of images (see encode_posteriors)."""
+    return encode_posteriors(model, images, batch_size, labels)[0]
+
+
+@torch.no_grad()
+def hidden_features(model, images, batch_size=1000):
+    """ConvVAE.hidden for a stack of images, in batches, on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    features = torch.cat([model.hidden(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return features
 
 
 def cycled_labels(digits, n):

@@ -165,7 +165,7 @@ def class_histograms(rows, goals, path):
         ax.axhline(0.1, color="black", linewidth=0.6, linestyle=":")
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
-    fig.suptitle(f"classifier's digit shares (goal digits {', '.join(map(str, goals))} in red)", fontsize=10)
+    fig.suptitle(f"the classifier's class shares (goal classes {', '.join(map(str, goals))} in red)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -176,75 +176,95 @@ def _mean_std(entry, key):
     return entry[key]["mean"], entry[key]["std"]
 
 
-def study_tradeoff(grid, references, path, title):
-    """Target rate against the two costs (test recon of the other digits, FD to real goal digits) over the
-    beta grid, error bars over seeds; `references` (name -> summary entry) as single labelled markers."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = [("*", "tab:orange"), ("D", "tab:green"), ("s", "tab:red"), ("^", "tab:purple")]
-    for ax, (cost, label) in zip(axes, (("recon_other", "test reconstruction error, non-goal digits"),
-                                        ("fd_goal", "Fréchet distance to real goal digits"))):
-        xs, xe = zip(*[_mean_std(e, cost) for e in grid])
-        ys, ye = zip(*[_mean_std(e, "target_rate") for e in grid])
-        ax.errorbar(xs, ys, xerr=xe, yerr=ye, marker="o", capsize=3, color="tab:blue", label="fine-tuned, β grid")
-        for e, x, y in zip(grid, xs, ys):
-            ax.annotate(f"β={e['beta']:g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        for (name, e), (marker, colour) in zip(references.items(), styles):
-            if e is None:
-                continue
-            (x, xerr), (y, yerr) = _mean_std(e, cost), _mean_std(e, "target_rate")
-            ax.errorbar([x], [y], xerr=[xerr], yerr=[yerr], marker=marker, markersize=9, linestyle="none",
-                        capsize=3, color=colour, label=name)
-        ax.set_xlabel(label)
-        ax.set_ylabel("target rate (samples from the model's prior)")
+def study_label_curve(curves, ceiling, budgets, path, title):
+    """Target rate, precision and coverage against the labels per goal class, one line per sampler (name -> summary
+    entries in budget order, None where missing); the decoder ceiling as a dashed line. Mean +- sd over seeds."""
+    keys = (("target_rate", "target rate"), ("precision", "precision (vs ceiling)"), ("coverage", "coverage (vs ceiling)"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    x = np.arange(len(budgets))
+    for ax, (key, label) in zip(axes, keys):
+        for name, entries in curves.items():
+            points = [(i, *_mean_std(e, key)) for i, e in enumerate(entries) if e is not None]
+            xs, ys, es = zip(*points)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        if ceiling is not None:
+            ax.axhline(ceiling[key]["mean"], color="black", linestyle="--", linewidth=1, label="decoder ceiling")
+        ax.set_xticks(x)
+        ax.set_xticklabels(["all" if b is None else str(b) for b in budgets])
+        ax.set_xlabel("labelled images per goal class")
+        ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="best")
+    axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title + " (mean ± sd over seeds)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def study_budget(curves, reference, path, title):
-    """Target rate and FD to real goal digits against the number of labelled goal images, one line per
-    method (name -> summary entries in budget order); the fully labelled CVAE as a dashed line."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, (key, label) in zip(axes, (("target_rate", "target rate"), ("fd_goal", "Fréchet distance to real goal digits"))):
-        for name, entries in curves.items():
-            entries = [e for e in entries if e is not None]
-            ns = [e["n_labels"] for e in entries]
-            ys, ye = zip(*[_mean_std(e, key) for e in entries])
-            ax.errorbar(ns, ys, yerr=ye, marker="o", capsize=3, label=name)
-        if reference is not None:
-            ax.axhline(reference[key]["mean"], color="black", linestyle="--", linewidth=1,
-                       label="CVAE (every image labelled)")
-        ax.set_xscale("log")
-        ax.set_xlabel("expert-labelled goal images")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=8, loc="best")
-    fig.suptitle(title + " (mean ± sd over seeds)", fontsize=10)
-    fig.tight_layout()
+def study_beta(curves, references, betas, path, title):
+    """Target rate against beta for the fine-tuned VAEs (name -> entries in beta order), with single-value
+    references (name -> entry) as horizontal lines. Mean +- sd over seeds."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    for name, entries in curves.items():
+        points = [(b, *_mean_std(e, "target_rate")) for b, e in zip(betas, entries) if e is not None]
+        xs, ys, es = zip(*points)
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+    for (name, entry), style in zip(references.items(), (":", "--", "-.", (0, (1, 3)))):
+        if entry is not None:
+            ax.axhline(entry["target_rate"]["mean"], linestyle=style, color="grey", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("β (KL weight of the fine-tune)")
+    ax.set_ylabel("target rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    ax.set_title(title + " (mean ± sd over seeds)", fontsize=9)
     return save_figure(fig, path)
 
 
 def study_goal_sets(per_set, path):
-    """For each goal set (tuple -> summary entries), the share of samples in each goal digit per method:
-    a prior that produces only one of the goals shows one tall bar and one short one."""
-    fig, axes = plt.subplots(1, len(per_set), figsize=(7.5 * len(per_set), 4.4), squeeze=False)
-    for ax, (goals, entries) in zip(axes[0], per_set.items()):
+    """For each goal set (title -> (goals, summary entries)), the share of samples in each goal class per method:
+    a sampler that produces only one of the goals shows one tall bar and one short one."""
+    fig, axes = plt.subplots(1, len(per_set), figsize=(7.5 * len(per_set), 4.6), squeeze=False)
+    for ax, (title, (goals, entries)) in zip(axes[0], per_set.items()):
         width = 0.8 / len(goals)
         for j, goal in enumerate(goals):
             means, stds = zip(*[_mean_std(e, f"rate_{goal}") for e in entries])
             ax.bar(np.arange(len(entries)) + (j - (len(goals) - 1) / 2) * width, means, width, yerr=stds,
-                   capsize=3, color=DIGIT_COLOURS(goal), label=f"digit {goal}")
+                   capsize=3, color=DIGIT_COLOURS(goal), label=f"class {goal}")
         ax.axhline(1 / len(goals), color="black", linestyle=":", linewidth=0.8)
         ax.set_xticks(np.arange(len(entries)))
-        ax.set_xticklabels([textwrap.fill(e["method"], 16) for e in entries], fontsize=7)
+        ax.set_xticklabels([textwrap.fill(f"{e['method']} ({e['labels']})" if e["labels"] else e["method"], 18)
+                            for e in entries], fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of samples")
-        ax.set_title(f"goal digits {', '.join(map(str, goals))} (dotted: an even split)", fontsize=9)
+        ax.set_title(f"{title} (dotted: an even split)", fontsize=9)
         ax.legend(fontsize=8)
-    fig.suptitle("several goals at once: samples per goal digit (mean ± sd over seeds)", fontsize=10)
+    fig.suptitle("several goals at once: samples per goal class (mean ± sd over seeds)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def study_latent(panels, latent_dims, path):
+    """Per dataset (title -> {line name: entries in latent_dims order}), target rate and FD to real goal images
+    against the latent size. Mean +- sd over seeds."""
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 4.2 * len(panels)), squeeze=False)
+    for row, (title, lines) in zip(axes, panels.items()):
+        for ax, (key, label) in zip(row, (("target_rate", "target rate"), ("fd_goal", "FD to real goal images"))):
+            for name, entries in lines.items():
+                points = [(d, *_mean_std(e, key)) for d, e in zip(latent_dims, entries) if e is not None]
+                if points:
+                    xs, ys, es = zip(*points)
+                    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(latent_dims)
+            ax.set_xticklabels([str(d) for d in latent_dims])
+            ax.set_xlabel("latent dimensions")
+            ax.set_ylabel(label)
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("the best biased method from 10 labels, the fully labelled CVAE and the decoder ceiling "
+                 "(mean ± sd over seeds)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -1,63 +1,97 @@
-"""Decode samples from a trained checkpoint into a .npy array.
+"""Draw samples of the goal classes into a .npy array.
 
-    python sample.py --model goal --n 1000 --prior model --out samples.npy
-writes float32 [n, 28, 28] in [0, 1], decoded from z ~ the checkpoint's own prior (--prior model)
-or from N(0, I) (--prior standard).
+    python sample.py --model base --sampler graph --labels 10 --n 1000 --out sixes.npy
+    python sample.py --model goal --sampler own-prior --out goal.npy      # the earlier implementation's goal VAE
+    python sample.py --model gmm --labelled-only-kl --labels 10 --out lo.npy   # the training-time method
+
+writes float32 [n, 28, 28] in [0, 1]. A biased sampler (samplers.SAMPLERS) is fitted on the spot from the first
+--labels images per goal class of a seeded shuffle of the training split (the expert's labels); `own-prior` and
+`standard` draw from the checkpoint's own prior and from N(0, I). Models come from `python alltests.py` or
+`python train.py`.
 """
+import argparse
 import os
 
 import numpy as np
 import torch
 
+import cache
+import cli
+import config
 import constants
+import datasets
+import samplers
 import train
-from models import StandardNormalPrior, decode_prior_samples, pick_device
+from config import ConfigError
+from models import StandardNormalPrior, cycled_labels, decode_prior_samples, pick_device
 
-PRIOR_CHOICES = ("model", "standard")
+PRIOR_SOURCES = ("own-prior", "standard")
+SOURCES = samplers.SAMPLERS + PRIOR_SOURCES
 
 
-def check_request(n, prior):
-    if prior not in PRIOR_CHOICES:
-        raise train.ConfigError(f"unknown prior {prior!r}: choose model or standard")
+def check_request(model, sampler, n):
+    """One-line errors for a request that cannot work, before anything is loaded."""
+    if model not in train.TRAINABLE_MODELS:
+        raise ConfigError(f"unknown model {model!r}: choose one of {', '.join(train.TRAINABLE_MODELS)}")
+    if sampler not in SOURCES:
+        raise cli.SamplerError(f"unknown sampler {sampler!r}: choose one of {', '.join(SOURCES)}")
+    if sampler in samplers.SAMPLERS and model != "base":
+        raise cli.SamplerError(f"the {sampler} sampler draws from the base VAE's latent space: use --model base "
+                               f"(the {model} model takes own-prior or standard)")
     if n < 1:
-        raise train.ConfigError(f"--n must be >= 1, got {n}")
+        raise ConfigError(f"--n must be >= 1, got {n}")
 
 
-def draw(checkpoint, n, prior="model", seed=constants.SEED, device=None):
-    """[n, 28, 28] float32 numpy images decoded from z ~ the chosen prior of a checkpoint file."""
-    check_request(n, prior)
+def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, device=None, log=print):
+    """[n, 28, 28] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`."""
+    check_request(model_name, sampler, n)
     device = pick_device(device)
-    model, own_prior, _ = train.load_checkpoint(checkpoint, device)
-    source = own_prior if prior == "model" else StandardNormalPrior(model.latent_dim)
-    torch.manual_seed(seed)
-    return decode_prior_samples(model, source, n).squeeze(1).cpu().numpy().astype(np.float32)
+    models_dir = train.models_dir_for(out_dir, cfg.dataset)
+    path = train.checkpoint_path(models_dir, train.checkpoint_name(model_name, cfg))
+    if not os.path.exists(path):
+        flags = " --labelled-only-kl" if model_name in config.FINETUNED and cfg.labelled_only_kl else ""
+        raise cli.CheckpointError(f"no trained {model_name} model at {path}: run `python alltests.py` or "
+                                  f"`python train.py --model {model_name}{flags}` first")
+    if sampler in samplers.SAMPLERS:
+        model, source = samplers.load_sampler(sampler, path, cfg, data_dir, log)
+    else:
+        model, own_prior, _ = train.load_checkpoint(path)
+        source = own_prior if sampler == "own-prior" else StandardNormalPrior(model.latent_dim)
+    model = model.to(device)
+    labels = None
+    if model_name == "cvae":  # the conditional VAE is told the goal class of every image
+        labels = cycled_labels(cfg.goals, n)
+    torch.manual_seed(cfg.seed)
+    return decode_prior_samples(model, source, n, labels=labels).squeeze(1).cpu().numpy().astype(np.float32)
 
 
 def main(argv=None):
-    parser = train.ArgumentParser(description="Decode samples from a trained VAE checkpoint into a .npy file.")
-    parser.add_argument("--model", default="goal", help="base, goal or gmm (default %(default)s)")
+    parser = cli.ArgumentParser(description="Draw samples of the goal classes into a .npy file.")
+    parser.add_argument("--model", default="base", help="base, goal, gmm or cvae (default %(default)s)")
+    parser.add_argument("--sampler", default=constants.SAMPLER,
+                        help=f"{', '.join(SOURCES)} (default %(default)s, SAMPLER in constants.py)")
+    parser.add_argument("--labels", dest="expert_labels", type=config.parse_count_or_all, default=argparse.SUPPRESS,
+                        help=f"labelled images per goal class the sampler is fitted from, or all (the same as "
+                             f"--expert-labels; default {constants.REPORT_LABEL_BUDGETS[0]} for a biased sampler)")
     parser.add_argument("--n", type=int, default=1000, help="number of samples (default %(default)s)")
-    parser.add_argument("--prior", default="model", help="model (its own prior) or standard (N(0, I)); default %(default)s")
     parser.add_argument("--out", default="samples.npy", help="output .npy file (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=constants.SEED, help="SEED (default %(default)s)")
     parser.add_argument("--out-dir", default=constants.OUT_DIR,
                         help="where the run wrote its models/ folder (default %(default)r)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: CUDA, then MPS, then CPU)")
+    cli.add_machine_arguments(parser)
+    config.add_setting_flags(parser, ("goal", "gmm", "sampler"))
     args = parser.parse_args(argv)
-    if args.model not in train.MODEL_NAMES:
-        raise train.ConfigError(f"unknown model {args.model!r}: choose one of {', '.join(train.MODEL_NAMES)}")
-    check_request(args.n, args.prior)
-    path = train.checkpoint_path(os.path.join(args.out_dir, "models"), args.model)
-    if not os.path.exists(path):
-        raise train.CheckpointError(f"no trained {args.model} model at {path}: run `python train.py --model "
-                                    f"{args.model}` (or `python alltests.py`) first")
-    images = draw(path, args.n, args.prior, args.seed, args.device)
-    tmp = f"{args.out}.tmp-{os.getpid()}.npy"
-    np.save(tmp, images)
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}: {images.shape[0]} x 28 x 28 float32 from the {args.model} model's "
-          f"{'own' if args.prior == 'model' else 'N(0, I)'} prior")
+    check_request(args.model, args.sampler, args.n)
+    if args.sampler in samplers.SAMPLERS and not hasattr(args, "expert_labels"):
+        args.expert_labels = constants.REPORT_LABEL_BUDGETS[0]  # the README's headline: ten labels
+    cfg = config.config_from_args(args)
+    images = draw(args.model, args.sampler, args.n, cfg, args.out_dir, args.data_dir, args.device)
+    with cache.atomic_path(args.out) as tmp, open(tmp, "wb") as f:
+        np.save(f, images)  # through a handle: np.save would add .npy to a bare path
+    budget = "all" if cfg.expert_labels is None else cfg.expert_labels
+    print(f"wrote {args.out}: {images.shape[0]} x 28 x 28 float32, {args.model} model, {args.sampler}"
+          + (f" from {budget} labels per goal ({datasets.class_names(cfg.dataset, cfg.goals)})"
+             if args.sampler in samplers.SAMPLERS else ""))
 
 
 if __name__ == "__main__":
-    train.run_main(main)
+    cli.run_main(main)

@@ -1,128 +1,33 @@
-"""Training: one loop for all three VAEs, the base / goal / GMM runs built on it, and their checkpoints.
+"""Training: one loop for every VAE, the base / goal / GMM / CVAE runs built on it, and their checkpoints.
 
     python train.py --model goal      # trains (or reuses) the base VAE, then fine-tunes the goal VAE
-    python train.py --model cvae      # the conditional VAE that study.py compares against (needs every label)
+    python train.py --model gmm --expert-labels 10 --labelled-only-kl   # the bias-keeping variant, 10 labels
+    python train.py --model cvae      # the conditional VAE the study compares against (needs every label)
 """
-import argparse
 import copy
 import math
 import os
 import random
-import sys
-from dataclasses import dataclass, field
+import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+import cache
+import cli
+import config
 import constants
+import datasets
 import losses
-import mnist
-from models import (ARCHITECTURES, PRIORS, ConditionalVAE, ConvVAE, DeviceError, DiagonalGaussianPrior,
-                    GaussianMixturePrior, StandardNormalPrior, encode_means, is_conditional, pick_device)
+from cli import CheckpointError, TrainingError
+from config import ConfigError
+from models import (ARCHITECTURES, PRIORS, ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior,
+                    StandardNormalPrior, encode_means, is_conditional, pick_device)
 
-MODEL_NAMES = ("base", "goal", "gmm")  # the three VAEs of alltests.py and sample.py
-TRAINABLE_MODELS = MODEL_NAMES + ("cvae",)  # plus the conditional VAE, the study's fully labelled reference
-CHECKPOINT_FORMAT = 1
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work (empty goals, negative beta, ...)."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be loaded safely."""
-
-
-class TrainingError(RuntimeError):
-    """Training diverged (NaN or inf loss)."""
-
-
-USER_ERRORS = (ConfigError, CheckpointError, TrainingError, DeviceError, mnist.DataError)
-
-
-@dataclass
-class RunConfig:
-    """Everything that decides what a run trains; defaults come from constants.py."""
-    latent_dim: int = constants.LATENT_DIM
-    goals: list = field(default_factory=lambda: list(constants.EXPERT_GOALS))
-    expert_labels: int = constants.EXPERT_LABELS  # None: every goal image is labelled
-    labelled_only_kl: bool = constants.LABELLED_ONLY_KL
-    beta_base: float = constants.BETA_BASE
-    beta_goal: float = constants.BETA_GOAL
-    beta_gmm: float = constants.BETA_GMM
-    gmm_components: int = constants.GMM_N_COMPONENTS
-    gmm_covariance_type: str = constants.GMM_COVARIANCE_TYPE
-    gmm_reg_covar: float = constants.GMM_REG_COVAR
-    gmm_kl_samples: int = constants.GMM_KL_SAMPLES
-    seed: int = constants.SEED
-    batch_size: int = constants.BATCH_SIZE
-    lr: float = constants.LEARNING_RATE
-    epochs_base: int = constants.EPOCHS_BASE
-    epochs_finetune: int = constants.EPOCHS_FINETUNE
-    patience: int = constants.PATIENCE
-    lr_patience: int = constants.LR_PATIENCE
-    grad_clip: float = constants.GRAD_CLIP
-    validation_split: float = constants.VALIDATION_SPLIT
-    train_images: int = None  # None: all 54,000; a number: a subset (--quick, tests)
-    channels_last: bool = constants.CHANNELS_LAST
-
-    def validate(self):
-        """Raise ConfigError with one readable line for the first setting that cannot work."""
-        goals = self.goals if isinstance(self.goals, (list, tuple)) else [self.goals]
-        if not goals:
-            raise ConfigError("EXPERT_GOALS is empty: name at least one digit, e.g. --goals 6")
-        for goal in goals:
-            if isinstance(goal, bool) or not isinstance(goal, (int, np.integer)) or not 0 <= goal <= 9:
-                raise ConfigError(f"expert goal {goal!r} is not a digit: goals must be integers 0-9")
-        if len(set(goals)) != len(goals):
-            raise ConfigError(f"expert goals {list(goals)} repeat a digit")
-        checks = [
-            (isinstance(self.latent_dim, int) and self.latent_dim >= 1, f"latent dim must be an integer >= 1, got {self.latent_dim!r}"),
-            (self.gmm_components >= 1, f"GMM components must be >= 1, got {self.gmm_components}"),
-            (self.gmm_covariance_type in ("full", "tied", "diag", "spherical"),
-             f"GMM covariance type must be full, tied, diag or spherical, got {self.gmm_covariance_type!r}"),
-            (self.gmm_kl_samples >= 1, f"GMM KL samples must be >= 1, got {self.gmm_kl_samples}"),
-            (self.gmm_reg_covar > 0, f"GMM reg_covar must be > 0, got {self.gmm_reg_covar}"),
-            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (self.epochs_base >= 1 and self.epochs_finetune >= 1,
-             f"epochs must be >= 1, got {self.epochs_base} (base) and {self.epochs_finetune} (fine-tune)"),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
-            (self.patience >= 1 and self.lr_patience >= 0, "patience must be >= 1 and lr patience >= 0"),
-            (self.grad_clip > 0, f"gradient clip must be > 0, got {self.grad_clip}"),
-            (0 < self.validation_split < 1, f"validation split must lie in (0, 1), got {self.validation_split}"),
-            (self.train_images is None or self.train_images >= 1, f"train images must be >= 1, got {self.train_images}"),
-            (self.expert_labels is None or (isinstance(self.expert_labels, int) and self.expert_labels >= 1),
-             f"expert labels must be an integer >= 1 (or None: all), got {self.expert_labels!r}"),
-        ]
-        for name in ("beta_base", "beta_goal", "beta_gmm"):
-            value = getattr(self, name)
-            checks.append((math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}"))
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        self.goals = sorted(int(g) for g in goals)
-        return self
-
-    def identity(self, name, data_fingerprint):
-        """The settings a checkpoint of model `name` depends on: a mismatch means retrain."""
-        ident = {"model": name, "data": data_fingerprint, "latent_dim": self.latent_dim, "seed": self.seed,
-                 "batch_size": self.batch_size, "lr": self.lr, "epochs_base": self.epochs_base,
-                 "patience": self.patience, "lr_patience": self.lr_patience, "grad_clip": self.grad_clip,
-                 "beta_base": self.beta_base, "logvar_bounds": [constants.LOGVAR_MIN, constants.LOGVAR_MAX]}
-        if name in ("goal", "gmm"):
-            ident.update(goals=list(self.goals), epochs_finetune=self.epochs_finetune,
-                         expert_labels=self.expert_labels, labelled_only_kl=self.labelled_only_kl)
-        if name == "goal":
-            ident.update(beta_goal=self.beta_goal)
-        if name == "gmm":
-            ident.update(beta_gmm=self.beta_gmm, gmm_components=self.gmm_components,
-                         gmm_covariance_type=self.gmm_covariance_type, gmm_reg_covar=self.gmm_reg_covar,
-                         gmm_kl_samples=self.gmm_kl_samples)
-        return ident
-
-    def beta(self, name):
-        return {"base": self.beta_base, "cvae": self.beta_base, "goal": self.beta_goal, "gmm": self.beta_gmm}[name]
+MODEL_NAMES = ("base", "goal", "gmm")  # the earlier implementation's three VAEs
+TRAINABLE_MODELS = config.VAES  # plus the conditional VAE, the fully labelled reference
+CHECKPOINT_FORMAT = 2
 
 
 def seed_everything(seed):
@@ -165,16 +70,27 @@ def evaluate_objective(model, prior, images, beta, seed=constants.SEED, labels=N
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
+def make_schedule(optimizer, schedule, lr, warmup, total_steps, lr_patience):
+    """(scheduler, steps per batch?): one-cycle steps every batch, plateau once per epoch on the validation loss."""
+    if schedule == "one-cycle":
+        # warm up from lr/25 to lr over `warmup` of the steps, then cosine-anneal to ~0: Smith & Topin 2018,
+        # "Super-convergence: very fast training of neural networks using large learning rates"
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total_steps, pct_start=warmup), True
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience), False
+
+
 def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATCH_SIZE, lr=constants.LEARNING_RATE,
-        patience=constants.PATIENCE, lr_patience=constants.LR_PATIENCE, grad_clip=constants.GRAD_CLIP,
-        seed=constants.SEED, channels_last=constants.CHANNELS_LAST, desc="train", progress=True,
-        train_labels=None, val_labels=None, train_kl_mask=None, val_kl_mask=None):
+        lr_schedule=constants.LR_SCHEDULE, warmup=constants.WARMUP, patience=constants.PATIENCE,
+        lr_patience=constants.LR_PATIENCE, grad_clip=constants.GRAD_CLIP, seed=constants.SEED,
+        channels_last=constants.CHANNELS_LAST, desc="train", progress=True, train_labels=None, val_labels=None,
+        train_kl_mask=None, val_kl_mask=None, on_epoch=None):
     """Minimise recon + beta * KL(q(z|x) || prior) with Adam; early-stop on the same objective on val_x.
 
-    train/val_labels: the digit labels a ConditionalVAE is fed; train/val_kl_mask: the labelled-only-KL
-    variant (True: KL to `prior`, False: KL to N(0, I)). The model ends with its best-validation weights.
-    Returns the per-epoch history.
+    train/val_labels: the class labels a ConditionalVAE is fed; train/val_kl_mask: the labelled-only-KL variant
+    (True: KL to `prior`, False: KL to N(0, I)). on_epoch(entry): called after each epoch's validation; a true
+    return value stops training. The model ends with its best-validation weights. Returns the per-epoch history.
     """
+    started = time.perf_counter()
     device = next(model.parameters()).device
     prior = prior.to(device)
     seed_everything(seed)
@@ -187,9 +103,9 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
     train_kl_mask, val_kl_mask = to_device(train_kl_mask), to_device(val_kl_mask)
     # the fused kernel does the same Adam update in one pass over the parameters (measured faster on CPU)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience)
     shuffle = torch.Generator().manual_seed(seed)
     n, n_batches = len(train_x), math.ceil(len(train_x) / batch_size)
+    scheduler, per_batch = make_schedule(optimizer, lr_schedule, lr, warmup, epochs * n_batches, lr_patience)
     best_loss, best_state, epochs_without_gain, history = math.inf, None, 0, []
 
     for epoch in range(1, epochs + 1):
@@ -211,15 +127,22 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if per_batch:
+                scheduler.step()
             sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]) * len(xb)
             if progress and step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.2f}", recon=f"{recon.item():.2f}", kl=f"{kl.item():.2f}")
         train_loss, train_recon, train_kl = (sums / n).tolist()
         val = evaluate_objective(model, prior, val_x, beta, seed, labels=val_labels, kl_mask=val_kl_mask)
-        scheduler.step(val["loss"])
-        history.append({"epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
-                        "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
-                        "lr": optimizer.param_groups[0]["lr"]})
+        if not math.isfinite(val["loss"]):
+            raise TrainingError(f"{desc}: validation loss became {val['loss']} at epoch {epoch}; "
+                                f"no checkpoint was written (try a smaller learning rate or beta)")
+        if not per_batch:
+            scheduler.step(val["loss"])
+        entry = {"epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
+                 "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
+                 "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+        history.append(entry)
         if progress:
             tqdm.write(f"{desc} epoch {epoch}: train {train_loss:.3f} (recon {train_recon:.3f}, kl {train_kl:.3f})"
                        f" | val {val['loss']:.3f} (recon {val['recon']:.3f}, kl {val['kl']:.3f})")
@@ -227,8 +150,8 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
             best_loss, best_state, epochs_without_gain = val["loss"], copy.deepcopy(model.state_dict()), 0
         else:
             epochs_without_gain += 1
-            if epochs_without_gain >= patience:
-                break
+        if epochs_without_gain >= patience or (on_epoch is not None and on_epoch(entry)):
+            break
     model.load_state_dict(best_state)
     model.to(memory_format=torch.contiguous_format)
     return history
@@ -236,33 +159,32 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
 
 # --- checkpoints -------------------------------------------------------------------------------
 
+def checkpoint_name(name, cfg):
+    """The file name (without .pt) of run `name` in a models folder: the labelled-only variants get their own."""
+    return f"{name}-labelled-only" if name in config.FINETUNED and cfg.labelled_only_kl else name
+
+
 def checkpoint_path(models_dir, name):
     return os.path.join(models_dir, f"{name}.pt")
 
 
-def atomic_torch_save(obj, path):
-    """Write to a temporary file beside `path`, then rename: an interrupted save never leaves a torn file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def checkpoint_content(model, prior):
+    """What a checkpoint computes: its weights and its prior. Its hash is what children record as their parent."""
+    return {"architecture": architecture_of(model), "state_dict": model.state_dict(),
+            "prior": {"kind": prior.kind, "args": prior.init_args()}}
+
+
+def architecture_of(model):
+    return {"class": type(model).__name__, "latent_dim": model.latent_dim,
+            "logvar_min": model.logvar_min, "logvar_max": model.logvar_max}
 
 
 def save_checkpoint(path, model, prior, identity, history):
     """Write the checkpoint atomically and return what was written."""
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "architecture": {"class": type(model).__name__, "latent_dim": model.latent_dim},
-        "identity": identity,
-        "prior": {"kind": prior.kind, "args": prior.init_args()},
-        "state_dict": model.state_dict(),
-        "history": history,
-    }
-    atomic_torch_save(checkpoint, path)
+    content = checkpoint_content(model, prior)
+    checkpoint = {"format": CHECKPOINT_FORMAT, **content, "identity": identity, "history": history,
+                  "content_hash": cache.content_hash(content)}
+    cache.save_torch(checkpoint, path)
     return checkpoint
 
 
@@ -276,32 +198,30 @@ def load_checkpoint(path, device="cpu"):
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is not a safe Biased VAE checkpoint ({first_line[:200]})") from None
+    return model_from_checkpoint(checkpoint, path, device)
+
+
+def model_from_checkpoint(checkpoint, path, device="cpu"):
+    """(model, prior, checkpoint) from a loaded checkpoint dict; CheckpointError when it is not one of ours."""
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a Biased VAE checkpoint (format {CHECKPOINT_FORMAT})")
     arch = checkpoint.get("architecture", {})
     if arch.get("class") not in ARCHITECTURES:
         raise CheckpointError(f"{path} holds a {arch.get('class')!r} model, not one of {', '.join(ARCHITECTURES)}")
     try:
-        model = ARCHITECTURES[arch["class"]](latent_dim=arch["latent_dim"])
+        model = ARCHITECTURES[arch["class"]](latent_dim=arch["latent_dim"], logvar_min=arch["logvar_min"],
+                                             logvar_max=arch["logvar_max"])
         model.load_state_dict(checkpoint["state_dict"])
         prior = PRIORS[checkpoint["prior"]["kind"]](**checkpoint["prior"]["args"])
     except Exception as error:
         raise CheckpointError(f"{path} does not match this code's architecture "
                               f"({str(error).strip().splitlines()[0][:200]})") from None
+    # the hash is recomputed from what was loaded, so a file edited by hand cannot pass for its parent's child
+    checkpoint["content_hash"] = cache.content_hash(checkpoint_content(model, prior))
     return model.to(device), prior.to(device), checkpoint
 
 
-# --- the three runs ----------------------------------------------------------------------------
-
-def labelled_goal_indices(labels, goals, budget=None, seed=constants.SEED):
-    """Indices of the images the expert labelled as goals: all images whose label is in `goals`, or with a
-    budget n, the first n of a seeded shuffle of them. Ascending, so a smaller budget is a subset of a larger."""
-    indices = torch.isin(labels.cpu(), torch.tensor(goals)).nonzero().squeeze(1)
-    if budget is None or budget >= len(indices):
-        return indices
-    order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))
-    return indices[order[:budget]].sort().values
-
+# --- the runs ----------------------------------------------------------------------------------
 
 def labelled_kl_masks(cfg, data):
     """(train, val) bool masks of the expert-labelled goal images, for the labelled-only-KL variant.
@@ -312,25 +232,21 @@ def labelled_kl_masks(cfg, data):
     masks = []
     for labels, budget in ((data.train_y, cfg.expert_labels), (data.val_y, val_budget)):
         mask = torch.zeros(len(labels), dtype=torch.bool)
-        mask[labelled_goal_indices(labels, cfg.goals, budget, cfg.seed)] = True
+        mask[datasets.goal_indices(labels, cfg.goals, budget, cfg.seed)] = True
         masks.append(mask)
     return masks
 
 
 def check_goal_data(cfg, data):
-    """Fail before any training when the goal images cannot support the goal and GMM priors."""
-    for goal in cfg.goals:
-        if not (data.train_y == goal).any():
-            raise ConfigError(f"no training images of goal digit {goal}: nothing to fit the goal prior to")
-    n_labelled = len(labelled_goal_indices(data.train_y, cfg.goals, cfg.expert_labels, cfg.seed))
-    if cfg.gmm_components > n_labelled:
-        raise ConfigError(f"GMM components ({cfg.gmm_components}) exceed the {n_labelled} expert-labelled goal "
-                          f"training images")
+    """Fail before any training when the expert's labels cannot be drawn from the training split."""
+    problem = datasets.budget_problem(data.dataset, data.train_y, cfg.goals, cfg.expert_labels)
+    if problem:
+        raise ConfigError(problem)
 
 
-def goal_latents(model, data, goals, budget=None, seed=constants.SEED):
-    """Posterior means of the base encoder over the expert-labelled training images (labelled_goal_indices)."""
-    return encode_means(model, data.train_x[labelled_goal_indices(data.train_y, goals, budget, seed)])
+def goal_latents(model, data, goals, per_goal=None, seed=constants.SEED):
+    """Posterior means of the base encoder over the expert-labelled training images (datasets.goal_indices)."""
+    return encode_means(model, data.train_x[datasets.goal_indices(data.train_y, goals, per_goal, seed)])
 
 
 def fit_prior(name, base_model, data, cfg):
@@ -344,129 +260,93 @@ def fit_prior(name, base_model, data, cfg):
                                     cfg.seed, cfg.gmm_kl_samples)
 
 
-def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, progress=True, checkpoint_name=None):
-    """Reuse models_dir/<checkpoint_name or name>.pt when its config matches; otherwise train it (the goal and
-    GMM VAEs start from models_dir/base.pt, trained first when needed) and save it.
+def run_identity(name, cfg, data, parent=None):
+    """The identity of run `name` (cache.identity); fine-tunes name their base checkpoint's content hash."""
+    return cache.identity(name, cfg, data.fingerprint, {"base": parent["content_hash"]} if parent else None)
+
+
+def train_run(name, cfg, data, device, base=None, progress=True, desc=None, on_epoch=None):
+    """Train run `name` from scratch (base, cvae) or from `base` (goal, gmm: a (model, prior, checkpoint) triple);
+    on_epoch as in fit. Returns (model, prior, history)."""
+    if name in ("base", "cvae"):
+        seed_everything(cfg.seed)
+        architecture = ConvVAE if name == "base" else ConditionalVAE
+        model = architecture(cfg.latent_dim, logvar_min=cfg.logvar_min, logvar_max=cfg.logvar_max).to(device)
+        base_model = None
+    else:
+        base_model = base[0]
+        model = copy.deepcopy(base_model)  # goal and GMM VAEs start from the trained base weights
+    prior = fit_prior(name, base_model, data, cfg)
+    labels = (data.train_y, data.val_y) if is_conditional(model) else (None, None)
+    masks = labelled_kl_masks(cfg, data) if name in config.FINETUNED and cfg.labelled_only_kl else (None, None)
+    history = fit(model, prior, data.train_x, data.val_x, beta=cfg.beta(name), epochs=cfg.epochs(name),
+                  batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, warmup=cfg.warmup,
+                  patience=cfg.patience, lr_patience=cfg.lr_patience, grad_clip=cfg.grad_clip, seed=cfg.seed,
+                  channels_last=cfg.channels_last, desc=desc or name, progress=progress, train_labels=labels[0],
+                  val_labels=labels[1], train_kl_mask=masks[0], val_kl_mask=masks[1], on_epoch=on_epoch)
+    return model, prior.to(device), history
+
+
+def reuse_checkpoint(path, identity, device, log, what):
+    """(model, prior, checkpoint) from `path` when its stored identity equals `identity`; else None, with a
+    one-line notice of what changed (cache.load_current)."""
+    saved = cache.load_current(path, identity, what, log)
+    if saved is None:
+        return None
+    try:
+        return model_from_checkpoint(saved, path, device)
+    except CheckpointError as error:
+        log(f"{error}: retraining {what}")
+        return None
+
+
+def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, progress=True):
+    """Reuse models_dir/<checkpoint_name>.pt when its identity matches; otherwise train it (the goal and GMM VAEs
+    start from models_dir/base.pt, itself reused or trained first) and save it.
 
     Returns (model, prior, checkpoint dict) with model and prior on `device`.
     """
     if name not in TRAINABLE_MODELS:
         raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(TRAINABLE_MODELS)}")
     cfg.validate()
-    check_goal_data(cfg, data)
-    path = checkpoint_path(models_dir, checkpoint_name or name)
-    identity = cfg.identity(name, data.fingerprint)
-    if os.path.exists(path) and not retrain:
-        try:
-            model, prior, checkpoint = load_checkpoint(path, device)
-        except CheckpointError as error:
-            log(f"{error}: retraining {name}")
-        else:
-            if checkpoint["identity"] == identity:
-                log(f"{name}: reusing {path}")
-                return model, prior, checkpoint
-            changed = sorted(k for k in identity if checkpoint["identity"].get(k) != identity[k])
-            log(f"{name}: {path} was trained with other settings ({', '.join(changed)}): retraining")
-
-    if name in ("base", "cvae"):
-        seed_everything(cfg.seed)
-        model, base_model = (ConvVAE if name == "base" else ConditionalVAE)(cfg.latent_dim).to(device), None
-    else:
-        base_model = get_model("base", cfg, data, device, models_dir, retrain=False, log=log, progress=progress)[0]
-        model = copy.deepcopy(base_model)  # goal and GMM VAEs start from the trained base weights
-    prior = fit_prior(name, base_model, data, cfg)
-    epochs = cfg.epochs_finetune if name in ("goal", "gmm") else cfg.epochs_base
-    labels = (data.train_y, data.val_y) if is_conditional(model) else (None, None)
-    masks = labelled_kl_masks(cfg, data) if name in ("goal", "gmm") and cfg.labelled_only_kl else (None, None)
-    history = fit(model, prior, data.train_x, data.val_x, beta=cfg.beta(name), epochs=epochs,
-                  batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience, lr_patience=cfg.lr_patience,
-                  grad_clip=cfg.grad_clip, seed=cfg.seed, channels_last=cfg.channels_last,
-                  desc=checkpoint_name or name, progress=progress, train_labels=labels[0], val_labels=labels[1],
-                  train_kl_mask=masks[0], val_kl_mask=masks[1])
+    if name in config.FINETUNED:
+        check_goal_data(cfg, data)
+    base = get_model("base", cfg, data, device, models_dir, log=log, progress=progress) \
+        if name in config.FINETUNED else None
+    path = checkpoint_path(models_dir, checkpoint_name(name, cfg))
+    identity = run_identity(name, cfg, data, base[2] if base else None)
+    found = None if retrain else reuse_checkpoint(path, identity, device, log, name)
+    if found:
+        return found
+    model, prior, history = train_run(name, cfg, data, device, base, progress, desc=checkpoint_name(name, cfg))
     checkpoint = save_checkpoint(path, model, prior, identity, history)
     best = min(history, key=lambda h: h["val_loss"])
     log(f"{name}: best val loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, kl {best['val_kl']:.3f}) "
         f"at epoch {best['epoch']} -> {path}")
-    return model, prior.to(device), checkpoint
+    return model, prior, checkpoint
 
 
-# --- command line (shared by train.py, sample.py and alltests.py) ------------------------------
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with its errors on one line ("error: ... (see --help)"), exit code 2, like every other user error."""
-
-    def error(self, message):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
-
-
-def add_machine_arguments(parser):
-    """--device and --data-dir: where to compute and where MNIST lives (every script has them)."""
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: CUDA, then MPS, then CPU)")
-    parser.add_argument("--data-dir", default=None, help=f"MNIST root holding MNIST/raw/ "
-                        f"(default: ${constants.DATA_DIR_ENV}, else {constants.DATA_DIR!r})")
-    return parser
-
-
-def add_config_arguments(parser):
-    """--flags that override constants.py; --help shows each default."""
-    d = RunConfig()
-    g = parser.add_argument_group("settings (defaults from constants.py)")
-    g.add_argument("--goals", type=int, nargs="+", default=d.goals, help="expert goal digits (EXPERT_GOALS, default %(default)s)")
-    g.add_argument("--expert-labels", type=int, default=d.expert_labels,
-                   help="EXPERT_LABELS: how many goal images the expert labelled (default %(default)s: all)")
-    g.add_argument("--labelled-only-kl", action="store_true", default=d.labelled_only_kl,
-                   help="LABELLED_ONLY_KL: goal/GMM KL on the labelled goal images only, N(0, I) on the rest "
-                        "(default %(default)s)")
-    g.add_argument("--latent-dim", type=int, default=d.latent_dim, help="LATENT_DIM (default %(default)s)")
-    g.add_argument("--epochs", type=int, default=None,
-                   help=f"epochs for every model (default: EPOCHS_BASE={d.epochs_base}, EPOCHS_FINETUNE={d.epochs_finetune})")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="BATCH_SIZE (default %(default)s)")
-    g.add_argument("--beta-base", type=float, default=d.beta_base, help="BETA_BASE (default %(default)s)")
-    g.add_argument("--beta-goal", type=float, default=d.beta_goal, help="BETA_GOAL (default %(default)s)")
-    g.add_argument("--beta-gmm", type=float, default=d.beta_gmm, help="BETA_GMM (default %(default)s)")
-    g.add_argument("--gmm-components", type=int, default=d.gmm_components, help="GMM_N_COMPONENTS (default %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="SEED (default %(default)s)")
-    add_machine_arguments(g)
-    g.add_argument("--retrain", action="store_true", help="train even when a matching checkpoint exists")
-    return parser
-
-
-def config_from_args(args, **overrides):
-    cfg = RunConfig(latent_dim=args.latent_dim, goals=list(args.goals), batch_size=args.batch_size,
-                    expert_labels=args.expert_labels, labelled_only_kl=args.labelled_only_kl,
-                    beta_base=args.beta_base, beta_goal=args.beta_goal, beta_gmm=args.beta_gmm,
-                    gmm_components=args.gmm_components, seed=args.seed, **overrides)
-    if args.epochs is not None:
-        cfg.epochs_base = cfg.epochs_finetune = args.epochs
-    return cfg.validate()
-
-
-def run_main(main):
-    """Run a script's main(); a user error prints one line and exits 2, Ctrl-C exits 130."""
-    try:
-        main()
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: finished checkpoints and figures are untouched", file=sys.stderr)
-        sys.exit(130)
+def models_dir_for(out_dir, dataset):
+    """Where a dataset's checkpoints live: OUT_DIR/models for the default dataset, OUT_DIR/models/<dataset> else."""
+    return os.path.join(out_dir, "models", *([] if dataset == constants.DATASET else [dataset]))
 
 
 def main(argv=None):
-    parser = ArgumentParser(description="Train (or reuse) one VAE: base, goal, gmm or cvae.")
+    parser = cli.ArgumentParser(description="Train (or reuse) one VAE: base, goal, gmm or cvae.")
     parser.add_argument("--model", default="base", help="base, goal, gmm or cvae (default %(default)s)")
-    parser.add_argument("--out-dir", default=constants.OUT_DIR, help="checkpoints go to OUT_DIR/models (default %(default)r)")
-    add_config_arguments(parser)
+    parser.add_argument("--out-dir", default=constants.OUT_DIR,
+                        help="checkpoints go to OUT_DIR/models[/<dataset>] (default %(default)r)")
+    parser.add_argument("--retrain", action="store_true", help="train even when a matching checkpoint exists")
+    cli.add_machine_arguments(parser)
+    config.add_setting_flags(parser, config.VAES)
     args = parser.parse_args(argv)
     if args.model not in TRAINABLE_MODELS:
         raise ConfigError(f"unknown model {args.model!r}: choose one of {', '.join(TRAINABLE_MODELS)}")
-    cfg = config_from_args(args)
-    data = mnist.load_mnist(args.data_dir, validation_split=cfg.validation_split, seed=cfg.seed)
+    cfg = config.config_from_args(args)
     device = pick_device(args.device)
-    get_model(args.model, cfg, data, device, os.path.join(args.out_dir, "models"), retrain=args.retrain)
+    data = datasets.load_for(cfg, args.data_dir)
+    get_model(args.model, cfg, data, device, models_dir_for(args.out_dir, cfg.dataset), retrain=args.retrain)
 
 
 if __name__ == "__main__":
-    run_main(main)
+    cli.run_main(main)

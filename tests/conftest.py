@@ -1,5 +1,6 @@
-"""Shared fixtures. MNIST comes from the folder named by $BIASED_VAE_DATA_DIR (CI points it at the
-offline copy), else from constants.DATA_DIR, downloading when online."""
+"""Shared fixtures. The datasets come from the folder named by $BIASED_VAE_DATA_DIR (CI points it at the offline
+copy), else from constants.DATA_DIR, downloading when online."""
+import json
 import os
 import subprocess
 import sys
@@ -11,17 +12,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import constants  # noqa: E402
-import mnist  # noqa: E402
+import datasets  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def data_dir():
-    return os.path.abspath(mnist.resolve_data_dir())
+    return os.path.abspath(datasets.resolve_data_dir())
 
 
 @pytest.fixture(scope="session")
 def small_data(data_dir):
-    return mnist.load_mnist(data_dir, train_images=3000)
+    return datasets.load("mnist", data_dir, train_images=3000)
+
+
+def run_script(script, *args, env=None, timeout=600):
+    """Run one of the project's scripts as a user would, from the repo root."""
+    full_env = dict(os.environ, PYTHONHASHSEED="0", **(env or {}))
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +41,13 @@ def quick_run(tmp_path_factory, data_dir):
     return out, result
 
 
-def run_script(script, *args, env=None):
-    """Run one of the project's scripts as a user would, from the repo root."""
-    full_env = dict(os.environ, PYTHONHASHSEED="0", **(env or {}))
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+@pytest.fixture(scope="session")
+def quick_study(tmp_path_factory, data_dir):
+    """One uninterrupted `study.py --quick` run: (its output folder, its study.json)."""
+    out = tmp_path_factory.mktemp("study")
+    result = run_script("study.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, json.load(open(out / "figures" / "study.json"))
 
 
 @pytest.fixture(autouse=True)

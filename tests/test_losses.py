@@ -75,17 +75,40 @@ def test_gmm_log_prob_matches_a_hand_sum_over_components():
     torch.testing.assert_close(prior.log_prob(z), per_component.logsumexp(0), atol=1e-4, rtol=1e-5)
 
 
-def test_gmm_monte_carlo_kl_converges_to_a_large_sample_estimate():
-    """Small-sample MC estimates average to the large-sample value; the spread shrinks like 1/sqrt(S)."""
-    prior = gmm_prior()
-    mu, logvar = posterior(8, 3)
+def test_gmm_monte_carlo_kl_matches_numerical_integration_in_one_dimension():
+    """E_q[log q - log p] for a 1-D mixture prior, against a quadrature of the same integral: an estimator that
+    dropped the log q term, used the wrong sign or evaluated at the mean only would miss it by far more than the
+    tolerance."""
+    prior = GaussianMixturePrior(torch.tensor([0.3, 0.7]), torch.tensor([[-2.0], [1.5]]),
+                                 torch.tensor([[[0.5]], [[0.8]]]), kl_samples=1)
+    mu, logvar = torch.tensor([[0.4], [-1.0], [2.5]]), torch.tensor([[-0.5], [0.3], [-2.0]])
+    z = torch.linspace(-15, 15, 300001, dtype=torch.float64)
+    log_p = torch.logsumexp(torch.stack([w.double().log() + Normal(m.double(), c.double().sqrt()).log_prob(z)
+                                         for w, m, c in zip(prior.weights, prior.means[:, 0], prior.covariances[:, 0, 0])]), 0)
+    expected = []
+    for m, lv in zip(mu[:, 0].double(), logvar[:, 0].double()):
+        log_q = Normal(m, (0.5 * lv).exp()).log_prob(z)
+        expected.append(torch.trapezoid(log_q.exp() * (log_q - log_p), z))
     torch.manual_seed(2)
-    reference = losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=100000)
-    small = torch.stack([losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=1) for _ in range(4000)])
-    torch.testing.assert_close(small.mean(0), reference, atol=0.3, rtol=0.03)
-    spread_1 = small.std(0)
-    spread_16 = torch.stack([losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=16) for _ in range(500)]).std(0)
-    assert (spread_16 < spread_1 / 2.5).all()
+    estimate = losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=400000)
+    torch.testing.assert_close(estimate.double(), torch.stack(expected), atol=0.01, rtol=0.01)
+
+
+def test_gmm_monte_carlo_kl_matches_an_independent_torch_distributions_estimate():
+    """Against a mixture built directly from torch.distributions (not through our prior class) and its own
+    samples: same expectation, different code path."""
+    from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+    prior = gmm_prior()
+    reference_prior = MixtureSameFamily(Categorical(probs=prior.weights.double()),
+                                        MultivariateNormal(prior.means.double(), prior.covariances.double()))
+    mu, logvar = posterior(6, 3)
+    q = Independent(Normal(mu.double(), (0.5 * logvar.double()).exp()), 1)
+    torch.manual_seed(5)
+    z = q.sample((200000,))
+    expected = (q.log_prob(z) - reference_prior.log_prob(z)).mean(0)
+    torch.manual_seed(6)
+    estimate = losses.kl_monte_carlo(mu, logvar, prior.log_prob, n_samples=200000)
+    torch.testing.assert_close(estimate.double(), expected, atol=0.05, rtol=0.01)
 
 
 def test_gmm_kl_is_not_evaluated_at_the_mean_only():

@@ -1,42 +1,104 @@
-"""The README shows today's committed results: its tables match the JSON, its images exist."""
+"""The README quotes only what the committed JSON holds, from full runs with today's settings."""
 import json
 import os
 import re
 
-import evaluate
+import pytest
+
+import config
+import constants
+import report
+import study
 from conftest import ROOT
 
-
-def readme_block(name):
-    text = open(os.path.join(ROOT, "README.md")).read()
-    return text.split(f"<!-- {name}:start -->\n", 1)[1].split(f"<!-- {name}:end -->", 1)[0]
-
-
-def test_readme_results_table_matches_results_json():
-    results = json.load(open(os.path.join(ROOT, "figures", "results.json")))
-    table = evaluate.results_markdown(results)
-    assert readme_block("results") == table
-    assert open(os.path.join(ROOT, "figures", "results.md")).read() == table
-    assert not results["quick"]  # the committed numbers come from a full run
+README = os.path.join(ROOT, "README.md")
+RESULTS = {"mnist": os.path.join(ROOT, "figures", "results.json"),
+           "fashion-mnist": os.path.join(ROOT, "figures", "fashion-mnist", "results.json")}
+STUDY = os.path.join(ROOT, "figures", "study.json")
+BENCH = os.path.join(ROOT, "figures", "bench.json")
 
 
-def test_readme_bench_table_matches_bench_output():
-    assert readme_block("bench") == open(os.path.join(ROOT, "figures", "bench.md")).read()
+def load(path):
+    return json.load(open(path))
+
+
+def expected_blocks():
+    blocks = {}
+    for path in RESULTS.values():
+        blocks.update(report.results_blocks(load(path)))
+    blocks.update(report.study_blocks(load(STUDY)))
+    blocks["bench"] = report.bench_markdown(load(BENCH))
+    return blocks
+
+
+def test_every_generated_block_is_what_its_json_gives():
+    blocks = expected_blocks()
+    assert set(blocks) == {"howto", "results", "results-prose", "results-fashion-mnist",
+                           "results-prose-fashion-mnist", "study", "study-prose", "bench"}
+    for name, text in blocks.items():
+        assert report.read_block(name, README) == text, f"README block {name!r} differs from its JSON"
+    assert open(os.path.join(ROOT, "figures", "results.md")).read() == blocks["results"]
+    assert open(os.path.join(ROOT, "figures", "study.md")).read() == blocks["study"] + "\n" + blocks["study-prose"]
+    assert open(os.path.join(ROOT, "figures", "bench.md")).read() == blocks["bench"]
+
+
+@pytest.mark.parametrize("dataset", list(RESULTS))
+def test_results_come_from_a_full_run_with_todays_settings(dataset):
+    results = load(RESULTS[dataset])
+    assert not results["quick"] and results["dataset"] == dataset
+    assert results["config"] == config.RunConfig(dataset=dataset).validate().as_dict()
+    assert results["label_budgets"] == ["all" if b is None else str(b) for b in constants.REPORT_LABEL_BUDGETS]
+
+
+def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():
+    result = load(STUDY)
+    assert result["size"] == "full" and result["settings"] == json.loads(json.dumps(study.study_settings("full")))
+    assert not result["failed"] and result["engine"]["units"] == len(study.plan(study.study_settings("full"), "", ""))
+    assert len(result["settings"]["seeds"]) >= 3
+    for entry in result["summary"]:
+        assert len(entry["seeds"]) == len(result["settings"]["seeds"]), entry["method"]
+
+
+def test_no_two_different_models_or_samplers_share_a_number_in_the_study():
+    """The defect this guards against: numbers cached by id(model) were copied from one model to another."""
+    seen = {}
+    for row in load(STUDY)["rows"]:
+        fingerprint = (row["fd_goal"], row["fd_test"], row["diversity"])
+        key = (row["dataset"], row["latent_dim"], row["seed"], tuple(row["goals"]), row["method"], row["beta"],
+               row["labels"])
+        if row["method"] == report.CEILING:  # the same ceiling set, measured once per goal set
+            key = key[:4]
+        assert seen.setdefault(fingerprint, key) == key, f"{key} has the numbers of {seen[fingerprint]}"
+
+
+def test_the_default_sampler_is_the_best_one_measured():
+    results = load(RESULTS["mnist"])
+    best = report.sampler_rows(results, results["label_budgets"][0])[0]
+    assert best["source"] == constants.SAMPLER
 
 
 def test_every_image_the_readme_shows_is_committed():
-    text = open(os.path.join(ROOT, "README.md")).read()
-    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(images) >= 25
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", open(README).read())
+    assert len(images) >= 40
     missing = [path for path in images if not os.path.exists(os.path.join(ROOT, path))]
     assert not missing, missing
 
 
-def test_readme_study_table_matches_study_json():
-    import study
-    report = json.load(open(os.path.join(ROOT, "figures", "study.json")))
-    table = study.study_markdown(report)
-    assert readme_block("study") == table
-    assert open(os.path.join(ROOT, "figures", "study.md")).read() == table
-    assert report["settings"] == study.study_settings(quick=False)  # a full study, with today's settings
-    assert len(report["seeds"]) >= 3
+# measurement-like tokens allowed outside the generated blocks: versions, settings and formulas, not results
+ALLOWED = {"2.14.1", "0.29.1", "33.0", "1e-3"}
+
+
+def test_hand_written_text_quotes_no_measurement():
+    """Outside the generated blocks and code fences, no percentage, decimal number or speed-up factor: every
+    measured number lives in a block that test_every_generated_block_is_what_its_json_gives checks."""
+    text = open(README).read()
+    text = re.sub(r"<!-- (\S+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    tokens = re.findall(r"\d+(?:\.\d+)?\s?%|\d+\.\d+(?:\.\d+)?|\d+(?:\.\d+)?x\b|\d+e-\d+", text)
+    assert [t for t in tokens if t not in ALLOWED] == []
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    command = re.search(r"^python -m pytest -q\b", open(README).read(), re.M)
+    assert command and "python -m pytest -q" in ci and "pip install -q -r requirements.txt" in ci

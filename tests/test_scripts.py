@@ -5,47 +5,79 @@ import os
 import numpy as np
 
 import alltests
+import samplers
 from conftest import run_script
 
 
 def test_quick_run_writes_every_figure(quick_run):
-    out, result = quick_run
+    out, _ = quick_run
     figures = os.listdir(out / "figures")
     expected = [f for name in ("base", "goal", "gmm") for f in alltests.figure_names(name, 4)]
-    assert len(expected) == 24
-    missing = [f for f in expected + ["training_curves.png"] if f not in figures]
+    expected += [f"sampler_{name}_{budget}.png" for name in samplers.SAMPLERS for budget in ("10", "all")]
+    missing = [f for f in expected + ["training_curves.png", "class_histograms.png"] if f not in figures]
     assert not missing, missing
     for f in expected:
         assert os.path.getsize(out / "figures" / f) > 2000  # a real PNG, not an empty file
     summary = json.load(open(out / "figures" / "results.json"))
-    assert set(summary["best_validation"]) == {"base", "goal", "gmm"}
-    for name in ("base", "goal", "gmm"):
+    assert set(summary["best_validation"]) == {"base", "goal", "gmm", "gmm, labelled-only KL"}
+    for name in ("base", "goal", "gmm", "gmm-labelled-only", "classifier", "unlabelled"):
         assert os.path.exists(out / "models" / f"{name}.pt")
 
 
-def test_sample_writes_the_documented_array(quick_run, tmp_path):
+def test_sample_draws_goal_images_from_the_documented_command(quick_run, tmp_path):
     out, _ = quick_run
     arrays = {}
-    for prior in ("model", "standard"):
-        target = tmp_path / f"{prior}.npy"
-        result = run_script("sample.py", "--model", "gmm", "--n", "50", "--prior", prior, "--out", str(target),
+    for name, extra in (("graph", ["--labels", "10"]), ("exemplar", ["--labels", "3"]), ("own-prior", [])):
+        target = tmp_path / f"{name}.npy"
+        model = "base" if name in samplers.SAMPLERS else "goal"
+        result = run_script("sample.py", "--model", model, "--sampler", name, *extra, "--n", "50", "--out", str(target),
                             "--out-dir", str(out), "--seed", "3")
         assert result.returncode == 0, result.stderr
-        arrays[prior] = np.load(target)
-        assert arrays[prior].shape == (50, 28, 28) and arrays[prior].dtype == np.float32
-        assert arrays[prior].min() >= 0 and arrays[prior].max() <= 1
-    assert not np.allclose(arrays["model"], arrays["standard"])
+        arrays[name] = np.load(target)
+        assert arrays[name].shape == (50, 28, 28) and arrays[name].dtype == np.float32
+        assert arrays[name].min() >= 0 and arrays[name].max() <= 1
+    assert not np.allclose(arrays["graph"], arrays["exemplar"])
     again = tmp_path / "again.npy"
-    run_script("sample.py", "--model", "gmm", "--n", "50", "--out", str(again), "--out-dir", str(out), "--seed", "3")
-    np.testing.assert_array_equal(np.load(again), arrays["model"])
+    run_script("sample.py", "--sampler", "graph", "--labels", "10", "--n", "50", "--out", str(again), "--out-dir",
+               str(out), "--seed", "3")
+    np.testing.assert_array_equal(np.load(again), arrays["graph"])
+
+
+def test_sample_errors_are_one_line(quick_run, tmp_path):
+    out, _ = quick_run
+    for args, message in ((["--sampler", "graph", "--labels", "100000"], "100000 labels per goal asked"),
+                          (["--sampler", "nope"], "unknown sampler 'nope'"),
+                          (["--model", "goal", "--sampler", "graph"], "use --model base"),
+                          (["--model", "vampire"], "unknown model 'vampire'")):
+        result = run_script("sample.py", *args, "--out-dir", str(out), "--out", str(tmp_path / "x.npy"))
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert not (tmp_path / "x.npy").exists()
 
 
 def test_sample_without_checkpoint_names_the_training_command(tmp_path):
-    result = run_script("sample.py", "--model", "goal", "--out-dir", str(tmp_path), "--out", str(tmp_path / "x.npy"))
-    assert result.returncode == 2
-    assert "python train.py --model goal" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "x.npy").exists()
+    result = run_script("sample.py", "--model", "goal", "--sampler", "own-prior", "--out-dir", str(tmp_path),
+                        "--out", str(tmp_path / "x.npy"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "python train.py --model goal" in result.stderr and not (tmp_path / "x.npy").exists()
+
+
+def test_fashion_mnist_end_to_end(tmp_path, data_dir):
+    result = run_script("alltests.py", "--quick", "--dataset", "fashion-mnist", "--out-dir", str(tmp_path),
+                        "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.load(open(tmp_path / "figures" / "fashion-mnist" / "results.json"))
+    assert results["dataset"] == "fashion-mnist" and results["goal_names"] == "6 shirt"
+    assert os.path.exists(tmp_path / "models" / "fashion-mnist" / "base.pt")
+    assert not os.path.exists(tmp_path / "models" / "base.pt")  # never mixed with MNIST's checkpoints
+    assert "misses go to" in open(tmp_path / "figures" / "fashion-mnist" / "results.md").read()
+
+
+def test_train_base_ignores_what_only_the_gmm_needs(tmp_path, data_dir):
+    result = run_script("train.py", "--model", "base", "--expert-labels", "3", "--train-images", "500",
+                        "--epochs-base", "1", "--out-dir", str(tmp_path), "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.exists(tmp_path / "models" / "base.pt")
 
 
 def test_missing_data_is_one_line_and_non_zero(tmp_path):

@@ -1,48 +1,43 @@
-"""The study: label budgets, the GMM with few labels, the summary over seeds, and a --quick run end to end."""
+"""The study on Dask: its plan, a quick run end to end, an interrupted run resumed, and a separately started cluster."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-import torch
 
+import report
 import study
-import train
-from conftest import run_script
+import units
+from conftest import ROOT, run_script
 
 
-def test_label_budget_is_a_seeded_nested_subset_of_the_goal_images(small_data):
-    labels = small_data.train_y
-    every = train.labelled_goal_indices(labels, [6, 9])
-    assert torch.equal(every, torch.isin(labels, torch.tensor([6, 9])).nonzero().squeeze(1))
-    ten, hundred = (train.labelled_goal_indices(labels, [6, 9], n, seed=3) for n in (10, 100))
-    assert len(ten) == 10 and len(hundred) == 100
-    assert set(ten.tolist()) <= set(hundred.tolist()) <= set(every.tolist())
-    assert torch.equal(ten, train.labelled_goal_indices(labels, [6, 9], 10, seed=3))
-    assert not torch.equal(ten, train.labelled_goal_indices(labels, [6, 9], 10, seed=4))
-    assert torch.equal(train.labelled_goal_indices(labels, [6], 10 ** 6), train.labelled_goal_indices(labels, [6]))
-
-
-def test_few_labels_get_fewer_gmm_components_or_a_clear_error(small_data):
-    assert study.gmm_components_for(10, 5, 4) == 2
-    assert study.gmm_components_for(3, 5, 4) == 1
-    assert study.gmm_components_for(1000, 5, 4) == 5
-    with pytest.raises(train.ConfigError, match="exceed the 10 expert-labelled"):
-        train.check_goal_data(train.RunConfig(expert_labels=10, gmm_components=11).validate(), small_data)
-    with pytest.raises(train.ConfigError, match="expert labels"):
-        train.RunConfig(expert_labels=0).validate()
-    # ten labels, two components: the prior is fitted and usable
-    cfg = train.RunConfig(latent_dim=2, expert_labels=10, gmm_components=2).validate()
-    train.check_goal_data(cfg, small_data)
-    from models import ConvVAE
-    prior = train.fit_prior("gmm", ConvVAE(2), small_data, cfg)
-    assert torch.isfinite(prior.log_prob(prior.sample(100))).all()
+def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
+    plan = study.plan(study.study_settings("full"), data_dir, str(tmp_path))
+    seen = set()
+    for name, unit in plan.items():
+        assert set(unit.deps) <= seen, name  # dependencies are planned (and submitted) first
+        seen.add(name)
+        if unit.func is units.vae_unit and unit.spec["model"] in ("goal", "gmm"):
+            assert unit.deps and plan[unit.deps[0]].spec["model"] == "base"  # a fine-tune waits for its base
+    names = set(plan)
+    for dataset in ("mnist", "fashion-mnist"):
+        for latent_dim in (4, 8, 16):
+            assert {f"{dataset}/z{latent_dim}/s{s}/base" for s in (0, 1, 2)} <= names
+            assert {f"{dataset}/z{latent_dim}/s{s}/cvae" for s in (0, 1, 2)} <= names
+    budgets = {u.spec["run"]["expert_labels"] for u in plan.values()
+               if u.func is units.evaluation_unit and u.spec["name"].startswith("mnist/z4/s0/g6/samplers")}
+    assert budgets == {1, 3, 10, 30, 100, 1000, None}
 
 
 def test_summary_gives_mean_and_spread_over_seeds():
     def row(seed, rate):
         metrics = {k: 1.0 for k in study.METRICS}
-        return {"seed": seed, "goals": [6, 9], "method": "m", "beta": 1.0, "label_budget": None, "n_labels": 5,
-                **metrics, "target_rate": rate, "goal_rates": {"6": rate, "9": 0.0}}
+        return {"seed": seed, "dataset": "mnist", "latent_dim": 4, "goals": [6, 9], "method": "m", "source": "s",
+                "beta": None, "labels": "10", **metrics, "target_rate": rate, "goal_rates": {"6": rate, "9": 0.0},
+                "class_histogram": [0.0] * 10}
     summary = study.summarise([row(0, 0.2), row(1, 0.4), row(2, 0.6)])
     assert len(summary) == 1 and summary[0]["seeds"] == [0, 1, 2]
     assert summary[0]["target_rate"]["mean"] == pytest.approx(0.4)
@@ -50,28 +45,78 @@ def test_summary_gives_mean_and_spread_over_seeds():
     assert summary[0]["rate_9"] == {"mean": 0.0, "std": 0.0}
 
 
-def test_quick_study_writes_every_figure_and_number(tmp_path, data_dir):
-    result = run_script("study.py", "--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = tmp_path / "figures"
-    for name in ("study_beta_goal.png", "study_beta_gmm.png", "study_budget.png", "study_goals.png"):
-        assert os.path.getsize(figures / name) > 5000, name
-    report = json.load(open(figures / "study.json"))
-    settings = report["settings"]
-    assert report["seeds"] == settings["seeds"] and len(settings["seeds"]) >= 3
-    methods = {e["method"] for e in report["summary"]}
-    assert {study.BASE, study.CVAE, study.POST_GOAL, study.POST_GMM, study.GOAL, study.GMM,
-            study.GOAL_LO, study.GMM_LO} <= methods
-    for entry in report["summary"]:
-        assert len(entry["seeds"]) == len(settings["seeds"])
-        for key in study.METRICS + tuple(f"rate_{g}" for g in entry["goals"]):
+def test_quick_study_writes_every_figure_and_number(quick_study):
+    out, report_json = quick_study
+    for name in ("study_labels.png", "study_beta.png", "study_goals.png", "study_latent.png"):
+        assert os.path.getsize(out / "figures" / name) > 5000, name
+    settings = report_json["settings"]
+    assert report_json["engine"]["address"] == "local" and report_json["engine"]["threads_per_worker"] == 1
+    methods = {e["method"] for e in report_json["summary"]}
+    assert {units.CEILING, units.BASE, units.CVAE, units.GOAL, units.GMM, units.GOAL_LO, units.GMM_LO} <= methods
+    assert {units.sampler_method(name) for name in ("graph", "exemplar", "ratio", "goal-gmm", "goal-gaussian")} <= methods
+    for entry in report_json["summary"]:
+        assert entry["seeds"] == settings["seeds"]
+        for key in study.METRICS:
             assert set(entry[key]) == {"mean", "std"}, key
-    betas = {e["beta"] for e in report["summary"] if e["method"] == study.GOAL}
-    assert betas == set(settings["betas"])
-    budgets = {e["label_budget"] for e in report["summary"] if e["method"] == study.GMM_LO and e["goals"] == [6]}
-    assert budgets == set(settings["label_budgets"])
-    assert "| CVAE |" in open(figures / "study.md").read()
-    # a rerun with the same settings reuses every seed instead of training again
-    again = run_script("study.py", "--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir)
-    assert again.returncode == 0 and again.stdout.count("reusing") >= len(settings["seeds"])
-    assert json.load(open(figures / "study.json"))["summary"] == report["summary"]
+    assert "| decoder ceiling |" in open(out / "figures" / "study.md").read()
+    assert report.study_markdown(report_json) in open(out / "figures" / "study.md").read()
+    logs = [f for _, _, files in os.walk(out / "logs") for f in files]
+    assert len(logs) == report_json["engine"]["units"]  # one log file per unit
+
+
+def test_a_killed_study_resumes_and_ends_with_the_same_numbers(quick_study, tmp_path, data_dir):
+    """Kill the driver (and with it the local cluster) once some units have finished; the rerun recomputes only
+    the rest, and its study.json has exactly the numbers of an uninterrupted run."""
+    _, uninterrupted = quick_study
+    process = subprocess.Popen([sys.executable, "study.py", "--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    finished = tmp_path / "units" / "evaluation"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not finished.exists() or len(os.listdir(finished)) < 4):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert finished.exists() and len(os.listdir(finished)) >= 4, "the study did not get far enough to be killed"
+    assert not (tmp_path / "figures" / "study.json").exists()  # it was killed before the end
+    resumed = run_script("study.py", "--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = json.load(open(tmp_path / "figures" / "study.json"))
+    assert 0 < result["engine"]["computed"] < result["engine"]["units"]  # only what the kill lost
+    assert result["rows"] == uninterrupted["rows"] and result["summary"] == uninterrupted["summary"]
+
+
+def test_study_runs_on_a_separately_started_cluster(quick_study, tmp_path, data_dir):
+    """`dask scheduler` and `dask worker` started on their own (as on a cluster); `--address` joins them."""
+    _, uninterrupted = quick_study
+    scheduler_file = tmp_path / "scheduler.json"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    started = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--scheduler-file", str(scheduler_file),
+                                 "--no-dashboard", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        started.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file",
+                                         str(scheduler_file), "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True))
+        address = json.load(open(scheduler_file))["address"]
+        result = run_script("study.py", "--quick", "--address", address, "--out-dir", str(tmp_path / "out"),
+                            "--data-dir", data_dir)
+        assert result.returncode == 0, result.stderr[-3000:]
+    finally:
+        for process in started:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    joined = json.load(open(tmp_path / "out" / "figures" / "study.json"))
+    assert joined["engine"]["address"] == address and joined["engine"]["workers"] == 2
+    assert joined["engine"]["computed"] == joined["engine"]["units"]  # every unit ran on that cluster
+    assert joined["summary"] == uninterrupted["summary"]
+
+
+def test_an_unreachable_cluster_is_one_clear_error(tmp_path, data_dir):
+    result = run_script("study.py", "--quick", "--address", "tcp://127.0.0.1:9", "--out-dir", str(tmp_path),
+                        "--data-dir", data_dir, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert "tcp://127.0.0.1:9" in result.stderr

@@ -1,0 +1,255 @@
+"""Every run setting, declared once: its default (a name in constants.py), its flag and help, its check, and which
+artefacts it affects.
+
+RunConfig, the command-line flags, validation and the cache identities (cache.py) are all derived from SETTINGS,
+so a new setting is one line here plus its value in constants.py.
+"""
+import argparse
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import constants
+import datasets
+
+# the artefacts a setting can affect: the four trained VAEs, the evaluation classifier, what the samplers learn from
+# the unlabelled images of a trained VAE, a fitted sampler, and an evaluation (decoded samples measured by the
+# classifier)
+VAES = ("base", "cvae", "goal", "gmm")
+FINETUNED = ("goal", "gmm")
+ARTEFACTS = VAES + ("classifier", "unlabelled", "sampler", "evaluation")
+SAMPLING = ("sampler", "evaluation")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work (empty goals, negative beta, ...)."""
+
+
+# --- checks: each returns None when the value is fine, else what it must be ---------------------------
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_at_least(low):
+    return lambda v: None if _is_int(v) and v >= low else f"an integer >= {low}"
+
+
+def count_or_all(v):
+    return None if v is None or (_is_int(v) and v >= 1) else "an integer >= 1, or all"
+
+
+def positive(v):
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 \
+        else "a finite number > 0"
+
+
+def non_negative(v):
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 \
+        else "a finite number >= 0"
+
+
+def fraction(v):
+    return None if isinstance(v, (int, float)) and 0 < v < 1 else "a number in (0, 1)"
+
+
+def fraction_or_one(v):
+    return None if isinstance(v, (int, float)) and 0 < v <= 1 else "a number in (0, 1]"
+
+
+def boolean(v):
+    return None if isinstance(v, bool) else "true or false"
+
+
+def one_of(*choices):
+    return lambda v: None if v in choices else "one of " + ", ".join(map(str, choices))
+
+
+def goal_classes(v):
+    ok = isinstance(v, (list, tuple)) and v and all(_is_int(g) and 0 <= g <= 9 for g in v) and len(set(v)) == len(v)
+    return None if ok else "a non-empty list of distinct class indices 0-9"
+
+
+# --- command-line parsers for values argparse has no type for -----------------------------------------
+
+def parse_count_or_all(text):
+    if text.lower() in ("all", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
+def parse_bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the RunConfig field, e.g. "latent_dim"; its flag is --latent-dim
+    constant: str  # the name in constants.py that holds the default
+    help: str
+    affects: tuple  # the artefacts (ARTEFACTS) whose identity includes this setting
+    check: Callable  # value -> None, or what the value must be
+    parse: Callable = None  # argparse type; default: the default value's type
+    nargs: str = None
+
+    def default(self):
+        return copy.deepcopy(getattr(constants, self.constant))
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS = (
+    # data: which images, and how they are split (so everything depends on them)
+    Setting("dataset", "DATASET", "dataset", ARTEFACTS, one_of(*datasets.NAMES)),
+    Setting("validation_split", "VALIDATION_SPLIT", "share of training images held out", ARTEFACTS, fraction),
+    Setting("train_images", "TRAIN_IMAGES", "use only this many training images (all: every one)", ARTEFACTS,
+            count_or_all, parse_count_or_all),
+    Setting("seed", "SEED", "seed of the split, the label draws, training and sampling", ARTEFACTS, int_at_least(0)),
+    # model
+    Setting("latent_dim", "LATENT_DIM", "latent dimensions", VAES, int_at_least(1)),
+    Setting("logvar_min", "LOGVAR_MIN", "lower clamp of the encoder's log-variance", VAES, lambda v: None if
+            isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
+    Setting("logvar_max", "LOGVAR_MAX", "upper clamp of the encoder's log-variance", VAES, lambda v: None if
+            isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
+    # the expert's goal
+    Setting("goals", "EXPERT_GOALS", "goal classes", FINETUNED + SAMPLING, goal_classes, int, "+"),
+    Setting("expert_labels", "EXPERT_LABELS", "labelled images per goal class (all: every one)", FINETUNED + SAMPLING,
+            count_or_all, parse_count_or_all),
+    Setting("labelled_only_kl", "LABELLED_ONLY_KL", "goal/GMM KL on the labelled goal images only, N(0, I) elsewhere",
+            FINETUNED, boolean, parse_bool),
+    # objectives
+    Setting("beta_base", "BETA_BASE", "KL weight of the base VAE and the CVAE", ("base", "cvae"), non_negative, float),
+    Setting("beta_goal", "BETA_GOAL", "KL weight of the goal VAE", ("goal",), non_negative, float),
+    Setting("beta_gmm", "BETA_GMM", "KL weight of the GMM VAE", ("gmm",), non_negative, float),
+    Setting("gmm_components", "GMM_N_COMPONENTS", "most mixture components of the GMM prior", ("gmm",) + SAMPLING,
+            int_at_least(1)),
+    Setting("gmm_covariance_type", "GMM_COVARIANCE_TYPE", "the GMM prior's covariance type", ("gmm",) + SAMPLING,
+            one_of("full", "tied", "diag", "spherical"), str),
+    Setting("gmm_reg_covar", "GMM_REG_COVAR", "added to each GMM covariance diagonal",
+            ("gmm", "unlabelled") + SAMPLING, positive, float),
+    Setting("gmm_kl_samples", "GMM_KL_SAMPLES", "Monte Carlo samples per image of the GMM KL", ("gmm",),
+            int_at_least(1)),
+    # optimisation
+    Setting("batch_size", "BATCH_SIZE", "training batch size", VAES, int_at_least(1)),
+    Setting("lr", "LEARNING_RATE", "peak learning rate", VAES, positive, float),
+    Setting("lr_schedule", "LR_SCHEDULE", "learning-rate schedule", VAES, one_of("one-cycle", "plateau"), str),
+    Setting("warmup", "WARMUP", "one-cycle: share of steps spent warming up", VAES, fraction),
+    Setting("epochs_base", "EPOCHS_BASE", "epochs of the base VAE and the CVAE", ("base", "cvae"), int_at_least(1)),
+    Setting("epochs_finetune", "EPOCHS_FINETUNE", "epochs of the goal and GMM fine-tunes", FINETUNED,
+            int_at_least(1)),
+    Setting("patience", "PATIENCE", "early stopping: epochs without a better validation loss", VAES,
+            int_at_least(1)),
+    Setting("lr_patience", "LR_PATIENCE", "plateau schedule: epochs before the learning rate is halved", VAES,
+            int_at_least(0)),
+    Setting("grad_clip", "GRAD_CLIP", "largest global gradient norm", VAES, positive, float),
+    Setting("channels_last", "CHANNELS_LAST", "channels-last memory layout while training", VAES, boolean,
+            parse_bool),
+    # biased samplers
+    Setting("graph_neighbours", "GRAPH_NEIGHBOURS", "graph sampler: k of the k-NN graph", ("unlabelled",),
+            int_at_least(1)),
+    Setting("graph_restart", "GRAPH_RESTART", "graph sampler: personalised PageRank restart probability", SAMPLING,
+            fraction),
+    Setting("graph_core", "GRAPH_CORE", "graph sampler: share of found neighbours that keeps a found image",
+            SAMPLING, fraction_or_one),
+    Setting("graph_max_share", "GRAPH_MAX_SHARE", "graph sampler: largest share of the images taken as one goal",
+            SAMPLING, fraction_or_one),
+    Setting("graph_temperature", "GRAPH_TEMPERATURE", "graph sampler: scale of the posterior variance", SAMPLING,
+            positive, float),
+    Setting("ratio_components", "RATIO_COMPONENTS", "ratio sampler: GMM components of all training latents",
+            ("unlabelled",), int_at_least(1)),
+    Setting("ratio_rounds", "RATIO_ROUNDS", "ratio sampler: self-training rounds", SAMPLING, int_at_least(0)),
+    # evaluation
+    Setting("classifier_epochs", "CLASSIFIER_EPOCHS", "epochs of the evaluation classifier", ("classifier",),
+            int_at_least(1)),
+    Setting("classifier_lr", "CLASSIFIER_LR", "peak learning rate of the evaluation classifier", ("classifier",),
+            positive, float),
+    Setting("classifier_batch_size", "CLASSIFIER_BATCH_SIZE", "batch size of the evaluation classifier",
+            ("classifier",), int_at_least(1)),
+    Setting("eval_samples", "EVAL_SAMPLES", "decoded samples per evaluated row", ("evaluation",), int_at_least(2)),
+    Setting("prdc_neighbours", "PRDC_NEIGHBOURS", "k of precision / recall / density / coverage", ("evaluation",),
+            int_at_least(1)),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class RunConfig:
+    """One value per setting of SETTINGS: RunConfig(latent_dim=8) overrides some, the rest come from constants.py."""
+
+    def __init__(self, **overrides):
+        unknown = sorted(set(overrides) - set(BY_NAME))
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: see config.SETTINGS")
+        for setting in SETTINGS:
+            setattr(self, setting.name, copy.deepcopy(overrides[setting.name]) if setting.name in overrides
+                    else setting.default())
+
+    def as_dict(self):
+        return {s.name: getattr(self, s.name) for s in SETTINGS}
+
+    def replace(self, **changes):
+        return RunConfig(**{**self.as_dict(), **changes})
+
+    def for_artefact(self, kind):
+        """The settings an artefact of this kind depends on: its part of a cache identity."""
+        if kind not in ARTEFACTS:
+            raise ValueError(f"unknown artefact kind {kind!r}")
+        return {s.name: getattr(self, s.name) for s in SETTINGS if kind in s.affects}
+
+    def validate(self):
+        """Raise ConfigError with one readable line for the first setting that cannot work; returns self."""
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            if isinstance(value, tuple):
+                value = list(value)
+                setattr(self, s.name, value)
+            problem = s.check(value)
+            if problem:
+                raise ConfigError(f"{s.name} ({s.flag}) must be {problem}, got {value!r}")
+        self.goals = sorted(self.goals)
+        return self
+
+    def beta(self, name):
+        return {"base": self.beta_base, "cvae": self.beta_base, "goal": self.beta_goal, "gmm": self.beta_gmm}[name]
+
+    def epochs(self, name):
+        return self.epochs_finetune if name in FINETUNED else self.epochs_base
+
+    def __eq__(self, other):
+        return isinstance(other, RunConfig) and self.as_dict() == other.as_dict()
+
+    def __repr__(self):
+        changed = {k: v for k, v in self.as_dict().items() if v != BY_NAME[k].default()}
+        return f"RunConfig({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+def add_setting_flags(parser, kinds=ARTEFACTS, title="settings (defaults from constants.py)"):
+    """One --flag per setting that affects any of `kinds`; an absent flag leaves no attribute (the default applies),
+    so `--expert-labels all` (None) still overrides a numeric default."""
+    group = parser.add_argument_group(title)
+    for s in SETTINGS:
+        if not set(s.affects) & set(kinds):
+            continue
+        default = s.default()
+        shown = "all" if default is None and s.parse is parse_count_or_all else default
+        # a bare boolean --flag means true
+        nargs = {"nargs": "?", "const": True} if s.parse is parse_bool else {"nargs": s.nargs}
+        group.add_argument(s.flag, default=argparse.SUPPRESS, type=s.parse or type(default),
+                           help=f"{s.help} ({s.constant}, default {shown})", **nargs)
+    return parser
+
+
+def config_from_args(args, preset=None):
+    """Defaults from constants.py, then `preset` (e.g. constants.QUICK), then every flag the user gave."""
+    overrides = dict(preset or {})
+    overrides.update({s.name: getattr(args, s.name) for s in SETTINGS if hasattr(args, s.name)})
+    return RunConfig(**overrides).validate()

@@ -1,0 +1,319 @@
+"""Biased samplers: latent distributions, fitted from a trained VAE and the expert's labelled goal images, that
+make the VAE's decoder produce goal classes. Each has the priors' interface (log_prob(z), sample(n)), so anything
+that takes a prior takes a sampler (models.decode_prior_samples, say).
+
+    goal-gaussian  the earlier implementation's goal prior N(mu_p, diag sigma_p^2), applied post hoc
+    goal-gmm       the earlier implementation's Gaussian-mixture prior, applied post hoc
+    exemplar       the labelled images' own posteriors, mixed (VampPrior, labelled images as pseudo-inputs)
+    ratio          density ratio: z from a density of all training latents, accepted by p_goal(z) / p_all(z)
+    graph          positive-unlabelled: the goal images found among the unlabelled ones by graph clustering
+
+`ratio` and `graph` also learn from the unlabelled training images (never their labels): `fit_unlabelled` does
+that label-free part once per trained VAE.
+"""
+import math
+import os
+
+import numpy as np
+import scipy.sparse
+import torch
+import torch.nn as nn
+
+import cache
+import constants
+import datasets
+import losses
+from cli import SamplerError
+from models import DiagonalGaussianPrior, GaussianMixturePrior, encode_means, encode_posteriors, hidden_features
+
+
+class DiagonalMixture(nn.Module):
+    """sum_k w_k N(z | m_k, diag v_k): the mixtures of posteriors the exemplar and graph samplers draw from."""
+    kind = "mixture"
+
+    def __init__(self, means, variances, weights=None):
+        super().__init__()
+        weights = torch.full((len(means),), 1.0 / len(means)) if weights is None else torch.as_tensor(weights)
+        self.register_buffer("means", torch.as_tensor(means, dtype=torch.float32).clone())
+        self.register_buffer("log_variances", torch.as_tensor(variances, dtype=torch.float32).log())
+        self.register_buffer("log_weights", (weights / weights.sum()).float().log())
+
+    def log_prob(self, z, chunk=256):
+        # log sum_k exp(log w_k + log N(z | m_k, v_k)), in chunks of z: [chunk, K, d] stays small for K in thousands
+        out = [torch.logsumexp(self.log_weights + losses.gaussian_log_prob(part[:, None, :], self.means,
+                                                                            self.log_variances), dim=1)
+               for part in z.split(chunk)]
+        return torch.cat(out)
+
+    def sample(self, n):
+        """n draws from torch's global RNG: a component by its weight, then its Gaussian."""
+        component = torch.multinomial(self.log_weights.exp(), n, replacement=True)
+        noise = torch.randn(n, self.means.shape[1], device=self.means.device)
+        return self.means[component] + noise * (0.5 * self.log_variances[component]).exp()
+
+
+class RatioSampler(nn.Module):
+    """Rejection sampling from p_all with acceptance min(1, r(z) / r*), r = p_goal / p_all: its density is
+    p_all(z) min(1, r(z) / r*) / A, where A is the mean acceptance (Sugiyama, Suzuki & Kanamori 2012, Density Ratio
+    Estimation in Machine Learning, ch. 1: a density ratio reweights one density into another)."""
+    kind = "ratio"
+
+    def __init__(self, p_all, p_goal, log_threshold, log_acceptance):
+        super().__init__()
+        self.p_all, self.p_goal = p_all, p_goal
+        self.register_buffer("log_threshold", torch.as_tensor(float(log_threshold)))
+        self.register_buffer("log_acceptance", torch.as_tensor(float(log_acceptance)))
+
+    def log_accept(self, z):
+        return (self.p_goal.log_prob(z) - self.p_all.log_prob(z) - self.log_threshold).clamp(max=0.0)
+
+    def log_prob(self, z):
+        return self.p_all.log_prob(z) + self.log_accept(z) - self.log_acceptance
+
+    def sample(self, n, max_proposals=5_000_000):
+        kept, proposed = [], 0
+        while sum(len(k) for k in kept) < n:
+            if proposed >= max_proposals:
+                raise SamplerError(f"ratio sampler: fewer than {n} of {proposed:,} proposals accepted")
+            batch = max(4 * n, 20000)
+            z = self.p_all.sample(batch)
+            kept.append(z[torch.rand(batch, device=z.device).log() < self.log_accept(z)])
+            proposed += batch
+        return torch.cat(kept)[:n]
+
+
+class EqualMixture(nn.Module):
+    """One sampler per goal class, each producing an equal share: (1/G) sum_g p_g(z)."""
+    kind = "per-goal mixture"
+
+    def __init__(self, parts):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def log_prob(self, z):
+        return torch.logsumexp(torch.stack([p.log_prob(z) for p in self.parts]), 0) - math.log(len(self.parts))
+
+    def sample(self, n):
+        counts = torch.bincount(torch.randint(len(self.parts), (n,)), minlength=len(self.parts)).tolist()
+        z = torch.cat([part.sample(c) for part, c in zip(self.parts, counts) if c > 0])
+        return z[torch.randperm(n, device=z.device)]
+
+
+# --- what the samplers learn from the unlabelled training images (no labels) -------------------------
+
+def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
+    """[N, k] indices of each row's k nearest other rows (Euclidean), by chunked exact search."""
+    features = features.float()
+    squares = (features * features).sum(1)
+    rows = []
+    for start in range(0, len(features), chunk):
+        block = features[start:start + chunk]
+        distance = squares[start:start + chunk, None] - 2 * block @ features.T + squares[None]
+        distance[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf  # not itself
+        rows.append(distance.topk(k, largest=False).indices)
+    return torch.cat(rows)
+
+
+def fit_unlabelled(model, train_x, neighbours=constants.GRAPH_NEIGHBOURS, components=constants.RATIO_COMPONENTS,
+                   reg_covar=constants.GMM_REG_COVAR, seed=constants.SEED):
+    """The label-free part of the ratio and graph samplers, for one trained VAE and its training images: every
+    image's posterior (mu, logvar), the k-NN graph over the encoder's hidden features, and p_all, a GMM of the
+    posterior means."""
+    mu, logvar = (t.cpu() for t in encode_posteriors(model, train_x))
+    graph = neighbour_graph(hidden_features(model, train_x).cpu(), neighbours)
+    p_all = GaussianMixturePrior.fit(mu, components, "full", reg_covar, seed, n_init=1)
+    return {"mu": mu, "logvar": logvar, "neighbours": graph, "p_all": {"kind": p_all.kind, "args": p_all.init_args()}}
+
+
+def get_unlabelled(model, checkpoint, data, cfg, models_dir, log=print):
+    """fit_unlabelled for a trained base VAE (model and its train.load_checkpoint dict), cached as
+    models_dir/unlabelled.pt under its identity: the base's content hash, the data, the graph and density settings,
+    the code. Returns (the fit, its content hash)."""
+    path = os.path.join(models_dir, "unlabelled.pt")
+    identity = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
+    saved = cache.load_current(path, identity, "unlabelled", log)
+    if saved is None:
+        saved = {"identity": identity, "fit": fit_unlabelled(model, data.train_x, cfg.graph_neighbours,
+                                                             cfg.ratio_components, cfg.gmm_reg_covar, cfg.seed)}
+        cache.save_torch(saved, path)
+        log(f"unlabelled: k-NN graph and latent density of {len(data.train_x)} training images -> {path}")
+    return saved["fit"], cache.content_hash(saved["fit"])
+
+
+def _adjacency(neighbours):
+    """The symmetric 0/1 adjacency matrix of a k-NN graph (an edge where either is among the other's k)."""
+    n, k = neighbours.shape
+    rows = np.repeat(np.arange(n), k)
+    directed = scipy.sparse.csr_matrix((np.ones(n * k), (rows, neighbours.numpy().ravel())), shape=(n, n))
+    return ((directed + directed.T) > 0).astype(np.float64).tocsr()
+
+
+def personalised_pagerank(adjacency, seeds, restart=constants.GRAPH_RESTART, tol=1e-10, max_iter=5000):
+    """Stationary distribution of a random walk on the graph that jumps back to a uniformly chosen seed with
+    probability `restart` at each step (Zhou et al. 2004, "Learning with local and global consistency";
+    Andersen, Chung & Lang 2006, "Local graph partitioning using PageRank vectors", pr(alpha, s)). Theirs uses the
+    lazy walk; the plain walk gives the same vector for alpha = 2 restart / (1 + restart), so the sweep order is
+    the same."""
+    degree = np.asarray(adjacency.sum(1)).ravel()
+    walk = scipy.sparse.diags(1.0 / degree) @ adjacency  # row-stochastic: P[u, v] = 1/deg(u) for each edge
+    start = np.zeros(adjacency.shape[0])
+    start[seeds] = 1.0 / len(seeds)
+    rank = start.copy()
+    for _ in range(max_iter):
+        updated = restart * start + (1 - restart) * (walk.T @ rank)
+        if np.abs(updated - rank).sum() < tol:
+            return updated
+        rank = updated
+    return rank
+
+
+def sweep_cut(adjacency, rank, min_size, max_size):
+    """The prefix of the nodes ordered by rank / degree whose conductance, cut(S) / min(vol S, vol rest), is
+    lowest (Andersen, Chung & Lang 2006, the sweep over a PageRank vector): the cluster the seeds sit in.
+    Prefixes run from min_size to max_size nodes (at most half the graph)."""
+    degree = np.asarray(adjacency.sum(1)).ravel()
+    order = np.argsort(-rank / degree, kind="stable")
+    inside = np.zeros(len(order), bool)
+    total, volume, cut, best = degree.sum(), 0.0, 0.0, (math.inf, min_size)
+    indptr, indices = adjacency.indptr, adjacency.indices
+    for size, node in enumerate(order[:min(max_size, len(order) // 2)], start=1):
+        linked = inside[indices[indptr[node]:indptr[node + 1]]].sum()
+        cut += degree[node] - 2 * linked  # its edges leave the set, except those to nodes already in it
+        volume += degree[node]
+        inside[node] = True
+        if size >= min_size:
+            conductance = cut / min(volume, total - volume)
+            if conductance < best[0]:
+                best = (conductance, size)
+    return order[:best[1]]
+
+
+def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=constants.GRAPH_CORE,
+                      max_share=constants.GRAPH_MAX_SHARE):
+    """Indices of the training images the graph assigns to the seeds' class: the sweep cut of a personalised
+    PageRank from the seeds (positive-unlabelled learning by graph clustering), kept where at least `core` of an
+    image's k neighbours were found too (the cluster's boundary is where other classes mix in).
+
+    The cut holds at least five neighbourhoods (5 k images) and at most max_share of all images: where a goal
+    class is entangled with others in the features, the lowest-conductance set is a community of several classes
+    (measured: 3, 5 and 8 of MNIST), which the cap excludes."""
+    adjacency = _adjacency(neighbours)
+    n = len(neighbours)
+    members = sweep_cut(adjacency, personalised_pagerank(adjacency, seeds, restart),
+                        min_size=max(len(seeds), 5 * neighbours.shape[1]), max_size=max(len(seeds), int(max_share * n)))
+    found = np.zeros(len(neighbours), bool)
+    found[members] = True
+    found[seeds] = True
+    kept = found & (found[neighbours.numpy()].mean(1) >= core)
+    kept[seeds] = True  # the expert's own labels always stay
+    return torch.from_numpy(np.nonzero(kept)[0])
+
+
+# --- the samplers -------------------------------------------------------------------------------
+
+def _shrunk_gaussian(latents, background_cov):
+    """A one-component GaussianMixturePrior: the latents' mean, and their covariance shrunk toward the covariance of
+    all latents, (scatter + (d + 2) Sigma_all) / (n + d + 2): the posterior mean of the covariance under an
+    inverse-Wishart prior with nu_0 = 2d + 3 and S_0 = (d + 2) Sigma_all, the sample mean plugged in for the mean
+    (Murphy 2012, Machine Learning: a Probabilistic Perspective, sec. 4.6.3), so one or ten labels still give a
+    proper Gaussian."""
+    n, d = latents.shape
+    scatter = (latents - latents.mean(0)).T @ (latents - latents.mean(0))
+    cov = (scatter + (d + 2) * background_cov) / (n + d + 2)
+    return GaussianMixturePrior(torch.ones(1), latents.mean(0, keepdim=True), cov[None])
+
+
+def fit_ratio(z_all, seeds, p_all, rounds=constants.RATIO_ROUNDS, max_components=constants.GMM_N_COMPONENTS,
+              reg_covar=constants.GMM_REG_COVAR, seed=constants.SEED, n_estimate=200_000):
+    """RatioSampler for one goal: p_goal starts as a shrunk Gaussian of the labelled latents; each self-training
+    round refits it (a GMM) to every training latent whose ratio reaches the labelled ones' 10% quantile.
+    The acceptance threshold r* is the labelled latents' median ratio."""
+    log_p_all = p_all.log_prob(z_all)
+    p_goal = _shrunk_gaussian(z_all[seeds], torch.cov(z_all.T).reshape(z_all.shape[1], -1))
+    for _ in range(rounds):
+        log_ratio = p_goal.log_prob(z_all) - log_p_all
+        pseudo = log_ratio >= log_ratio[seeds].quantile(0.1)
+        pseudo[seeds] = True
+        p_goal = GaussianMixturePrior.fit(z_all[pseudo], max_components, "full", reg_covar, seed)
+    log_threshold = (p_goal.log_prob(z_all[seeds]) - log_p_all[seeds]).median()
+    sampler = RatioSampler(p_all, p_goal, log_threshold, 0.0)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        acceptance = sampler.log_accept(p_all.sample(n_estimate)).exp().mean()
+    sampler.log_acceptance.fill_(acceptance.clamp_min(1e-12).log().item())
+    return sampler
+
+
+SAMPLERS = ("graph", "exemplar", "ratio", "goal-gmm", "goal-gaussian")  # best first, as measured (README)
+NEEDS_UNLABELLED = ("graph", "ratio")
+
+
+def labelled_indices(data, cfg):
+    """{goal: indices of its labelled training images}; raises SamplerError for a budget the data cannot meet."""
+    problem = datasets.budget_problem(data.dataset, data.train_y, cfg.goals, cfg.expert_labels)
+    if problem:
+        raise SamplerError(problem)
+    return {goal: datasets.goal_indices(data.train_y, [goal], cfg.expert_labels, cfg.seed) for goal in cfg.goals}
+
+
+def fit_sampler(name, model, data, cfg, unlabelled=None):
+    """Sampler `name` for the goals of `cfg` (goals, expert_labels, seed, sampler settings) on a trained ConvVAE.
+
+    Uses the expert-labelled training images (datasets.goal_indices) and, for ratio and graph, `unlabelled` from
+    fit_unlabelled (the training images' graph and latent density, no labels). Returns (sampler, info), info
+    holding what was found (for graph: the indices of the images it took as goal images, per goal)."""
+    if name not in SAMPLERS:
+        raise SamplerError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+    if name in NEEDS_UNLABELLED and unlabelled is None:
+        raise SamplerError(f"the {name} sampler needs fit_unlabelled's graph and density")
+    per_goal = labelled_indices(data, cfg)
+    labelled = torch.cat(list(per_goal.values()))
+    if name == "goal-gaussian":  # pooled over the goals, as the earlier implementation fitted it
+        return DiagonalGaussianPrior.fit(encode_means(model, data.train_x[labelled]).cpu()), {}
+    if name == "goal-gmm":
+        latents = encode_means(model, data.train_x[labelled]).cpu()
+        return GaussianMixturePrior.fit(latents, cfg.gmm_components, cfg.gmm_covariance_type, cfg.gmm_reg_covar,
+                                        cfg.seed), {}
+    if name == "exemplar":
+        # VampPrior (Tomczak & Welling 2018, "VAE with a VampPrior", eq. 9) with the labelled images as its fixed
+        # pseudo-inputs: p(z) = (1/n) sum_i q(z | x_i)
+        mu, logvar = encode_posteriors(model, data.train_x[labelled])
+        return DiagonalMixture(mu.cpu(), logvar.exp().cpu()), {}
+    parts, info = [], {"found": {}}
+    if name == "graph":
+        mu, logvar = unlabelled["mu"], unlabelled["logvar"]
+        for goal, seeds in per_goal.items():
+            found = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
+                                      cfg.graph_max_share)
+            info["found"][goal] = found
+            # the aggregate posterior of the found images, each posterior's variance scaled by the temperature
+            parts.append(DiagonalMixture(mu[found], cfg.graph_temperature * logvar[found].exp()))
+    else:  # ratio, with Elkan & Noto's (2008) positive-unlabelled setting: labelled goal images versus all images
+        z_all = unlabelled["mu"]
+        p_all = GaussianMixturePrior(**unlabelled["p_all"]["args"])
+        for seeds in per_goal.values():
+            parts.append(fit_ratio(z_all, seeds, p_all, cfg.ratio_rounds, cfg.gmm_components, cfg.gmm_reg_covar,
+                                   cfg.seed))
+    return (parts[0] if len(parts) == 1 else EqualMixture(parts)), info
+
+
+def load_sampler(name, checkpoint_path, cfg, data_dir=None, log=print):
+    """(model, sampler): the trained base VAE at checkpoint_path, and sampler `name` fitted from the labels `cfg`
+    asks for (goals, expert_labels, seed, sampler settings), drawn from the training split that model was trained
+    on (its identity records it). The label-free part is cached beside the checkpoint (get_unlabelled).
+
+        model, sampler = samplers.load_sampler("graph", "models/base.pt", config.RunConfig(expert_labels=10))
+        images = models.decode_prior_samples(model, sampler, 16)
+    """
+    import train  # training code is only needed here, to read the checkpoint
+    model, _, checkpoint = train.load_checkpoint(checkpoint_path)
+    split = {k: checkpoint["identity"]["settings"][k] for k in ("dataset", "validation_split", "train_images", "seed")}
+    model_cfg = cfg.replace(**split).validate()
+    data = datasets.load_for(model_cfg, data_dir)
+    if checkpoint["identity"]["data"] != data.fingerprint:
+        raise SamplerError(f"{checkpoint_path} was trained on other images than the data folder holds now: "
+                           f"retrain it with `python alltests.py`")
+    unlabelled = None
+    if name in NEEDS_UNLABELLED:
+        unlabelled, _ = get_unlabelled(model, checkpoint, data, model_cfg, os.path.dirname(checkpoint_path), log)
+    return model, fit_sampler(name, model, data, cfg.validate(), unlabelled)[0]

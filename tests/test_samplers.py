@@ -1,0 +1,129 @@
+"""The biased samplers: each fits from a few labelled images, samples the right shape, has a log_prob that
+describes its samples, and refuses an impossible request with one clear error."""
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+import config
+import samplers
+import train
+from cli import SamplerError
+from models import ConvVAE, decode_prior_samples
+
+
+@pytest.fixture(scope="module")
+def trained(small_data):
+    """A 2-d ConvVAE trained briefly on 3,000 images, and what the samplers learn from its unlabelled images."""
+    cfg = config.RunConfig(latent_dim=2, epochs_base=2, train_images=3000, ratio_components=8).validate()
+    model = train.train_run("base", cfg, small_data, torch.device("cpu"), progress=False)[0].eval()
+    return model, cfg, samplers.fit_unlabelled(model, small_data.train_x, 10, 8)
+
+
+def importance_checks(sampler, dim, n=100000, seed=0):
+    """(integral of exp(log_prob), its mean under log_prob, the samples' mean), the integrals by importance
+    sampling: a log_prob that is not the normalised density of the samples fails one of the two.
+
+    The proposal is defensive: half a wide Gaussian, half a narrow kernel density around 2,000 of the sampler's own
+    draws, so narrow components (a mixture fitted to a few latents) are not missed."""
+    torch.manual_seed(seed)
+    centres = sampler.sample(2000)
+    kernel = samplers.DiagonalMixture(centres, (0.05 * centres.std(0)).pow(2).expand_as(centres))
+    wide = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(dim), torch.full((dim,), 4.0)), 1)
+    z = torch.cat([wide.sample((n // 2,)), kernel.sample(n // 2)])
+    log_q = torch.logsumexp(torch.stack([wide.log_prob(z), kernel.log_prob(z)]), 0) - np.log(2)
+    weights = (sampler.log_prob(z) - log_q).exp()
+    return weights.mean().item(), (weights[:, None] * z).mean(0) / weights.mean(), sampler.sample(n).mean(0)
+
+
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_every_sampler_fits_from_three_labels_and_its_density_describes_its_samples(small_data, trained, name):
+    model, cfg, unlabelled = trained
+    sampler, info = samplers.fit_sampler(name, model, small_data, cfg.replace(expert_labels=3).validate(), unlabelled)
+    torch.manual_seed(0)
+    assert sampler.sample(7).shape == (7, 2)
+    images = decode_prior_samples(model, sampler, 5)
+    assert images.shape == (5, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    mass, density_mean, sample_mean = importance_checks(sampler, 2)
+    assert mass == pytest.approx(1.0, abs=0.05), mass
+    torch.testing.assert_close(density_mean, sample_mean, atol=0.05 + 0.02 * sample_mean.abs().max().item(), rtol=0)
+    if name == "graph":
+        assert set(info["found"]) == {6} and len(info["found"][6]) >= 3
+
+
+def test_per_goal_samplers_give_each_goal_an_equal_share():
+    parts = [samplers.DiagonalMixture(torch.tensor([[-5.0]]), torch.tensor([[0.1]])),
+             samplers.DiagonalMixture(torch.tensor([[5.0]]), torch.tensor([[0.1]]))]
+    mixture = samplers.EqualMixture(parts)
+    torch.manual_seed(0)
+    z = mixture.sample(20000)
+    assert abs((z > 0).double().mean().item() - 0.5) < 0.02
+    expected = torch.logsumexp(torch.stack([p.log_prob(z[:5]) for p in parts]), 0) - np.log(2)
+    torch.testing.assert_close(mixture.log_prob(z[:5]), expected)
+
+
+def test_diagonal_mixture_log_prob_matches_torch_distributions():
+    from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+    g = torch.Generator().manual_seed(0)
+    means, variances = torch.randn(7, 3, generator=g), torch.rand(7, 3, generator=g) + 0.1
+    weights = torch.rand(7, generator=g)
+    reference = MixtureSameFamily(Categorical(probs=weights / weights.sum()), Independent(Normal(means, variances.sqrt()), 1))
+    z = torch.randn(600, 3, generator=g) * 2
+    torch.testing.assert_close(samplers.DiagonalMixture(means, variances, weights).log_prob(z), reference.log_prob(z),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_pagerank_is_the_stationary_distribution_of_the_restarting_walk():
+    g = torch.Generator().manual_seed(0)
+    neighbours = samplers.neighbour_graph(torch.randn(300, 4, generator=g), 6)
+    adjacency = samplers._adjacency(neighbours)
+    seeds = np.array([3, 17])
+    rank = samplers.personalised_pagerank(adjacency, seeds, restart=0.1)
+    # the fixed point r = 0.1 s + 0.9 P^T r, solved directly
+    degree = np.asarray(adjacency.sum(1)).ravel()
+    walk = (scipy.sparse.diags(1 / degree) @ adjacency).toarray()
+    start = np.zeros(300)
+    start[seeds] = 0.5
+    direct = np.linalg.solve(np.eye(300) - 0.9 * walk.T, 0.1 * start)
+    np.testing.assert_allclose(rank, direct, atol=1e-9)
+    assert rank.sum() == pytest.approx(1.0)
+
+
+def test_sweep_cut_finds_one_of_two_linked_cliques():
+    """Two 30-node cliques joined by one edge: the lowest-conductance set holding the seeds is their clique."""
+    n = 60
+    edges = [(i, j) for block in (range(30), range(30, 60)) for i in block for j in block if i != j] + [(0, 30), (30, 0)]
+    rows, cols = zip(*edges)
+    adjacency = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    rank = samplers.personalised_pagerank(adjacency, np.array([5, 9]), restart=0.05)
+    assert sorted(samplers.sweep_cut(adjacency, rank, min_size=2, max_size=n).tolist()) == list(range(30))
+    # a cap below the clique's size keeps the cut inside it
+    assert len(samplers.sweep_cut(adjacency, rank, min_size=2, max_size=20)) <= 20
+
+
+def test_graph_sampler_finds_the_labelled_cluster_among_unlabelled_points():
+    """Three Gaussian blobs as features, two labels from the first: the found images are that blob's."""
+    g = torch.Generator().manual_seed(0)
+    blobs = torch.cat([torch.randn(400, 5, generator=g) + 8 * k for k in range(3)])
+    neighbours = samplers.neighbour_graph(blobs, 10)
+    found = samplers.found_goal_images(neighbours, np.array([3, 250]), restart=0.01, core=0.8, max_share=0.5)
+    assert (found < 400).double().mean() > 0.98 and len(found) > 300
+
+
+def test_an_impossible_budget_or_name_is_one_clear_error(small_data, trained):
+    model, cfg, unlabelled = trained
+    sixes = int((small_data.train_y == 6).sum())
+    with pytest.raises(SamplerError, match=f"only {sixes} images of 6"):
+        samplers.fit_sampler("graph", model, small_data, cfg.replace(expert_labels=sixes + 1).validate(), unlabelled)
+    with pytest.raises(SamplerError, match="unknown sampler 'vamp'"):
+        samplers.fit_sampler("vamp", model, small_data, cfg, unlabelled)
+    with pytest.raises(SamplerError, match="needs fit_unlabelled"):
+        samplers.fit_sampler("ratio", model, small_data, cfg, None)
+
+
+def test_labelled_indices_take_the_budget_per_goal(small_data):
+    cfg = config.RunConfig(goals=[6, 9], expert_labels=4).validate()
+    per_goal = samplers.labelled_indices(small_data, cfg)
+    assert set(per_goal) == {6, 9}
+    for goal, indices in per_goal.items():
+        assert len(indices) == 4 and bool((small_data.train_y[indices] == goal).all())

@@ -1,0 +1,171 @@
+"""The study's units of work, each one training or one evaluation, run by study.py on a Dask cluster.
+
+A unit is a plain function of a plain spec (a dict: the run's settings, where the data and outputs live) and of
+the results of the units it depends on (small dicts naming a file and its content hash). It computes its identity
+(cache.identity: settings, code, data, parents' content hashes), returns the stored result when one with that
+identity exists under <out>/units/, and otherwise computes it and writes it atomically. A study that is killed
+therefore loses only the units in flight, and a rerun recomputes exactly those.
+
+Every unit runs on one thread, so its numbers do not depend on how many workers share the machine.
+"""
+import contextlib
+import functools
+import os
+import time
+
+import torch
+from threadpoolctl import threadpool_limits
+
+import cache
+import config
+import datasets
+import evaluate
+import samplers
+import train
+from classifier import ImageClassifier, get_classifier
+from models import StandardNormalPrior, cycled_labels
+
+CEILING, BASE, CVAE = "decoder ceiling", "base, N(0, I)", "CVAE"
+GOAL, GMM = "goal VAE", "GMM VAE"
+GOAL_LO, GMM_LO = "goal VAE, labelled-only KL", "GMM VAE, labelled-only KL"
+
+
+def sampler_method(name):
+    return f"sampler: {name}"
+
+
+@functools.lru_cache(maxsize=2)
+def _splits(dataset, data_dir, validation_split, seed, train_images):
+    return datasets.load(dataset, data_dir, False, validation_split, seed, train_images)
+
+
+def splits_for(cfg, data_dir):
+    """The run's data, read once per worker process and kept for the next units of the same split."""
+    return _splits(cfg.dataset, data_dir, cfg.validation_split, cfg.seed, cfg.train_images)
+
+
+@contextlib.contextmanager
+def unit_log(spec):
+    """One thread (torch's and the BLAS libraries' scikit-learn uses, whoever started the worker), and a log file
+    per unit: <out>/logs/<unit name>.log."""
+    torch.set_num_threads(1)
+    path = os.path.join(spec["out_dir"], "logs", f"{spec['name']}.log")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with threadpool_limits(1), open(path, "a") as f:
+        def log(message):
+            print(f"{time.strftime('%H:%M:%S')} {message}", file=f, flush=True)
+        yield log
+
+
+def unit_path(spec, kind, ident, ext):
+    return os.path.join(spec["out_dir"], "units", kind, f"{cache.key(ident)}{ext}")
+
+
+def config_of(spec):
+    return config.RunConfig(**spec["run"]).validate()
+
+
+def classifier_unit(spec):
+    """The evaluation classifier of one dataset. Returns {"path", "hash", "accuracy"}."""
+    with unit_log(spec) as log:
+        cfg = config_of(spec)
+        data = splits_for(cfg, spec["data_dir"])
+        ident = cache.identity("classifier", cfg, data.fingerprint)
+        folder = unit_path(spec, "classifier", ident, "")  # a folder per identity: get_classifier names the file
+        path = os.path.join(folder, "classifier.pt")
+        cached = cache.load_current(path, ident, spec["name"], log) is not None
+        _, accuracy, digest = get_classifier(data, cfg, folder, log=log, progress=False)
+        return {"path": path, "hash": digest, "accuracy": accuracy, "cached": cached}
+
+
+def vae_unit(spec, base=None):
+    """Train (or reuse) one VAE: spec["model"] in base, cvae, goal, gmm; fine-tunes start from `base` (a vae_unit
+    result). Returns {"path", "hash", "best_val_loss", "epochs"}."""
+    with unit_log(spec) as log:
+        cfg, name = config_of(spec), spec["model"]
+        data = splits_for(cfg, spec["data_dir"])
+        parent = train.load_checkpoint(base["path"]) if base else None
+        ident = train.run_identity(name, cfg, data, parent[2] if parent else None)
+        path = unit_path(spec, "vae", ident, ".pt")
+        found = train.reuse_checkpoint(path, ident, torch.device("cpu"), log, spec["name"])
+        cached = found is not None
+        if found is None:
+            started = time.perf_counter()
+            model, prior, history = train.train_run(name, cfg, data, torch.device("cpu"), parent, progress=False)
+            found = (model, prior, train.save_checkpoint(path, model, prior, ident, history))
+            log(f"trained in {time.perf_counter() - started:.0f} s -> {path}")
+        history = found[2]["history"]
+        return {"path": path, "hash": found[2]["content_hash"], "epochs": len(history),
+                "best_val_loss": min(h["val_loss"] for h in history), "cached": cached}
+
+
+def unlabelled_unit(spec, base):
+    """samplers.fit_unlabelled for a base VAE. Returns {"path", "hash"}."""
+    with unit_log(spec) as log:
+        cfg = config_of(spec)
+        data = splits_for(cfg, spec["data_dir"])
+        model, _, checkpoint = train.load_checkpoint(base["path"])
+        ident = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
+        folder = unit_path(spec, "unlabelled", ident, "")  # a folder per identity: get_unlabelled names the file
+        path = os.path.join(folder, "unlabelled.pt")
+        cached = cache.load_current(path, ident, spec["name"], log) is not None
+        _, digest = samplers.get_unlabelled(model, checkpoint, data, cfg, folder, log)
+        return {"path": path, "hash": digest, "cached": cached}
+
+
+def _load_classifier(result):
+    classifier = ImageClassifier()
+    classifier.load_state_dict(torch.load(result["path"], map_location="cpu", weights_only=True)["state_dict"])
+    return classifier.eval()
+
+
+def evaluation_unit(spec, classifier, base, *optional):
+    """Rows of metrics for one decoder and one goal set: spec["sources"] lists what to measure, each a dict
+    {"method", "source": ceiling | standard | own-prior | cvae | <sampler name>, "beta", "labels"}. The decoder
+    is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
+    unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the
+    base's (evaluate.References). Returns {"rows", "cached"}."""
+    optional = list(optional)
+    decoder = optional.pop(0) if spec["has_decoder"] else None
+    unlabelled = optional.pop(0) if spec["has_unlabelled"] else None
+    with unit_log(spec) as log:
+        cfg = config_of(spec)
+        data = splits_for(cfg, spec["data_dir"])
+        parents = {"classifier": classifier["hash"], "base": base["hash"]}
+        parents.update({"decoder": decoder["hash"]} if decoder else {})
+        parents.update({"unlabelled": unlabelled["hash"]} if unlabelled else {})
+        ident = cache.identity("evaluation", cfg, data.fingerprint, parents, {"sources": spec["sources"]})
+        path = unit_path(spec, "evaluation", ident, ".json")
+        saved = cache.read_json(path)
+        if saved is not None and saved.get("identity") == ident:
+            log(f"reusing {path}")
+            return {"rows": saved["rows"], "cached": True}
+        started = time.perf_counter()
+        judge = _load_classifier(classifier)
+        base_model = train.load_checkpoint(base["path"])[0]
+        model, own_prior, _ = train.load_checkpoint(decoder["path"]) if decoder else (base_model, None, None)
+        fit = torch.load(unlabelled["path"], map_location="cpu", weights_only=True)["fit"] if unlabelled else None
+        refs = evaluate.References(judge, data, cfg.goals, base_model)
+        ceiling = evaluate.reference_rows(refs, cfg.prdc_neighbours)[2]
+        rows = []
+        for source in spec["sources"]:
+            info, labels = {}, None
+            if source["source"] == "ceiling":
+                metrics = {k: v for k, v in ceiling.items() if k not in ("model", "source")}
+            else:
+                if source["source"] == "standard":
+                    prior = StandardNormalPrior(model.latent_dim)
+                elif source["source"] == "cvae":
+                    prior, labels = StandardNormalPrior(model.latent_dim), cycled_labels(cfg.goals, cfg.eval_samples)
+                elif source["source"] == "own-prior":
+                    prior = own_prior
+                else:
+                    prior, info = samplers.fit_sampler(source["source"], model, data, cfg, fit)
+                metrics = evaluate.measure_source(model, prior, judge, refs, cfg.eval_samples, cfg.seed,
+                                                  cfg.prdc_neighbours, labels)[0]
+            found = {str(g): {"images": len(idx), "purity": (data.train_y[idx] == g).double().mean().item()}
+                     for g, idx in info.get("found", {}).items()}
+            rows.append({**spec["row"], **source, **metrics, **({"found": found} if found else {})})
+        cache.write_json(path, {"identity": ident, "rows": rows, "seconds": time.perf_counter() - started})
+        log(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s -> {path}")
+        return {"rows": rows, "cached": False}
