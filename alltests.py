@@ -140,7 +140,10 @@ def main(argv=None):
         model, prior, _ = runs[name]
         measure(f"{name} VAE", "N(0, I)", model, StandardNormalPrior(model.latent_dim))
         measure(f"{name} VAE", "own prior", model, prior, labels="all")
-    measure(f"{LABELLED_ONLY} VAE, labelled-only KL", "own prior", *labelled_only[:2], labels=budget_name(few))
+    # it early-stops on a few labelled validation images too, on top of the expert's budget: say how many
+    validation_labels = int(train.labelled_kl_masks(labelled_only_cfg, data)[1].sum())
+    measure(f"{LABELLED_ONLY} VAE, labelled-only KL", "own prior", *labelled_only[:2],
+            labels=f"{budget_name(few)} + {validation_labels} validation")
     for budget in constants.REPORT_LABEL_BUDGETS:
         sampler_cfg = cfg.replace(expert_labels=budget).validate()
         for name in samplers.SAMPLERS:
@@ -160,8 +163,10 @@ def main(argv=None):
     results = {"dataset": cfg.dataset, "goals": cfg.goals, "goal_names": goal_names, "n_samples": cfg.eval_samples,
                "seed": cfg.seed, "prdc_neighbours": cfg.prdc_neighbours, "classifier_test_accuracy": accuracy,
                "label_budgets": [budget_name(b) for b in constants.REPORT_LABEL_BUDGETS],
+               "labelled_only_validation_labels": validation_labels,
                "sampling": rows, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
-               "data_fingerprint": data.fingerprint, "device": str(device), "quick": args.quick,
+               "data_fingerprint": data.fingerprint,
+               "code": {kind: cache.code_fingerprint(kind) for kind in cache.CODE}, "device": str(device), "quick": args.quick,
                "seconds": time.perf_counter() - started}
     plots.class_histograms(rows, cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
     table = report.results_markdown(results)

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -48,6 +49,12 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; other users' Dask workers must read the cache too
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # on disk before it replaces the old file: a power cut leaves the old or the new one
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -98,8 +105,34 @@ def read_json(path):
 
 # --- fingerprints and hashes ------------------------------------------------------------------------
 
+class StaleCodeError(RuntimeError):
+    """A module's source changed after this process loaded it: what it computes now is not what the file says."""
+
+
+_FIRST_SEEN = {}  # module name -> (the loaded module's spec, its code when this process first fingerprinted it)
+
+
 def _code_of(module_name):
-    """The module's syntax tree without docstrings: editing a comment or a docstring is not a change."""
+    """The module's syntax tree without docstrings: editing a comment or a docstring is not a change.
+
+    The fingerprint is read from the file, but a process runs the code it imported: once a loaded module has been
+    fingerprinted, a later edit of its file raises StaleCodeError instead of keying old code's results with the
+    new code's fingerprint (a long-lived Dask worker, a notebook; importlib.reload starts afresh)."""
+    code = _code_from_file(module_name)
+    module = sys.modules.get(module_name)
+    if module is not None:
+        # the spec object is made anew by every import and reload (the module object survives a reload)
+        seen_spec, seen_code = _FIRST_SEEN.get(module_name, (None, None))
+        if seen_spec is not module.__spec__:
+            _FIRST_SEEN[module_name] = (module.__spec__, code)
+        elif seen_code != code:
+            raise StaleCodeError(f"{module.__file__} changed after this process loaded it: restart the process "
+                                 f"(or, on a Dask cluster, its workers) so that results are keyed on the code that "
+                                 f"made them")
+    return code
+
+
+def _code_from_file(module_name):
     spec = importlib.util.find_spec(module_name)
     with open(spec.origin) as f:
         tree = ast.parse(f.read())

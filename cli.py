@@ -3,6 +3,7 @@ import argparse
 import sys
 
 import constants
+from cache import StaleCodeError
 from config import ConfigError
 from datasets import DataError
 from models import DeviceError
@@ -24,7 +25,8 @@ class EngineError(RuntimeError):
     """The study's Dask cluster could not be reached or started."""
 
 
-USER_ERRORS = (ConfigError, CheckpointError, TrainingError, SamplerError, EngineError, DeviceError, DataError)
+USER_ERRORS = (ConfigError, CheckpointError, TrainingError, SamplerError, EngineError, DeviceError, DataError,
+               StaleCodeError)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -49,6 +51,9 @@ def run_main(main):
         main()
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # an unwritable --out, a full disk: what failed and where, not a traceback
+        print(f"error: {error.strerror or error}" + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: finished checkpoints, figures and results are untouched", file=sys.stderr)

@@ -215,6 +215,9 @@ class RunConfig:
             problem = s.check(value)
             if problem:
                 raise ConfigError(f"{s.name} ({s.flag}) must be {problem}, got {value!r}")
+        if self.eval_samples <= self.prdc_neighbours:  # a k-nearest-neighbour ball needs more than k samples
+            raise ConfigError(f"eval_samples (--eval-samples) must exceed prdc_neighbours (--prdc-neighbours), got "
+                              f"{self.eval_samples} and {self.prdc_neighbours}")
         self.goals = sorted(self.goals)
         return self
 

@@ -32,6 +32,8 @@ def kl_diagonal_gaussian(mu, logvar, prior_mean, prior_var):
 
 def gaussian_log_prob(z, mu, logvar):
     """log N(z | mu, diag exp(logvar)), summed over the last dimension; z may carry leading sample dims."""
+    # the diagonal Gaussian log-density, -1/2 sum_j (log 2 pi + log s_j^2 + (z_j - m_j)^2 / s_j^2) (Bishop 2006,
+    # eq. 2.43, with a diagonal covariance)
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 

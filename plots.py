@@ -6,13 +6,11 @@ rename), so a failing run never leaves a half-written figure over a good one.
 import os
 import textwrap
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy import stats  # noqa: E402
+# no backend is forced: headless, matplotlib falls back to Agg by itself, and a notebook keeps its inline figures
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy import stats
 
 DIGIT_COLOURS = plt.get_cmap("tab10")
 MAX_PAIR_DIMS = 8  # the pairwise grid shows at most this many latent dimensions

@@ -3,7 +3,9 @@ JSON (figures/results.json, figures/<dataset>/results.json, figures/study.json, 
 between <!-- name:start --> and <!-- name:end --> markers. tests/test_readme.py regenerates each block from the
 JSON and compares, so the README cannot quote a number its JSON does not hold.
 """
+import math
 import os
+from fractions import Fraction
 
 import cache
 import constants
@@ -135,7 +137,8 @@ def results_prose(results):
         f"from N(0, I), as the earlier implementation showed them, they give {pct(goal_std['target_rate'])} and "
         f"{pct(gmm_std['target_rate'])}.",
         f"- **The training-time method:** the GMM VAE fine-tuned with the KL on the {few} labelled images only "
-        f"(N(0, I) on the rest) gives {pct(labelled_only['target_rate'])} goal images from its own prior, precision "
+        f"(N(0, I) on the rest; it early-stops on {results['labelled_only_validation_labels']} labelled validation "
+        f"images as well) gives {pct(labelled_only['target_rate'])} goal images from its own prior, precision "
         f"{labelled_only['precision']:.3f}, coverage {labelled_only['coverage']:.3f} (the same GMM prior fitted from "
         f"{few} labels on the untouched base decoder: "
         f"{pct(find_row(results, 'base + sampler', 'goal-gmm', few)['target_rate'])}).",
@@ -225,11 +228,28 @@ def find(summary, **criteria):
     return None
 
 
-def labels_shown(entry):
+def validation_labels(budget, validation_split):
+    """The labelled goal images of the validation split that the labelled-only-KL VAEs early-stop on, on top of the
+    expert's `budget` (train.labelled_kl_masks: the budget scaled by the split sizes, rounded up; the study trains on
+    the whole training split)."""
+    split = Fraction(str(validation_split))
+    return math.ceil(budget * split / (1 - split))
+
+
+def fewer_seeds(entry, settings):
+    """A mark on an entry measured on fewer seeds than the study's (a seed whose sampler could not be fitted)."""
+    n = len(entry["seeds"])
+    return f" ({n} of {len(settings['seeds'])} seeds)" if n < len(settings["seeds"]) else ""
+
+
+def labels_shown(entry, validation_split=constants.VALIDATION_SPLIT):
     """The label column: the labelled-only VAEs with every label also know every other image is not a goal (their
-    KL mask is the class indicator), so they use a one-vs-rest label on every image."""
+    KL mask is the class indicator), so they use a one-vs-rest label on every image; with a budget, they also
+    early-stop on a few labelled validation images."""
     if entry["method"] in (GOAL_LO, GMM_LO) and entry["labels"] == "all":
         return "all, one-vs-rest on every image"
+    if entry["method"] in (GOAL_LO, GMM_LO) and entry["labels"]:
+        return f"{entry['labels']} + {validation_labels(int(entry['labels']), validation_split)} validation"
     return entry["labels"] or ""
 
 
@@ -274,16 +294,32 @@ def cell_title(cell):
             f"{datasets.class_names(cell['dataset'], cell['goals'])}")
 
 
+def failed_sources_text(study):
+    """The sources the study could not measure (their sampler cannot work from those labels), named, in one sentence;
+    their entries carry fewer seeds."""
+    failed = study.get("failed_sources", {})
+    if not failed:
+        return ""
+    return (" **Not measured** (the method failed, not the run; those entries are marked with their number of "
+            "seeds): " + "; ".join(f"`{name}`: {error}" for name, error in sorted(failed.items())) + ".")
+
+
 def study_markdown(study):
     """The README's study tables."""
     s, summary = study["settings"], study["summary"]
+    split = s["run"].get("validation_split", constants.VALIDATION_SPLIT)
     cell = main_cell(study)
     engine = study["engine"]
-    lines = [f"{engine['units']} units of work on {engine['workers']} Dask worker(s), one thread each: "
-             f"{study['wall_seconds'] / 60:.0f} min wall. "
+    earlier = study.get("earlier_runs_seconds", [])  # runs stopped before the end, whose finished units were reused
+    runs = [f"{t / 60:.0f}" for t in earlier + [study["wall_seconds"]]]
+    wall = (f"{(study['wall_seconds'] + sum(earlier)) / 60:.0f} min wall over {len(runs)} runs "
+            f"({', '.join(runs[:-1])} and {runs[-1]} min; each rerun reused every unit the earlier ones had finished)"
+            if earlier else f"{study['wall_seconds'] / 60:.0f} min wall")
+    lines = [f"{engine['units']} units of work on {engine['workers']} Dask worker(s), one thread each: {wall}. "
              f"Mean ± standard deviation over {len(s['seeds'])} seeds ({', '.join(map(str, s['seeds']))}); "
              f"{s['eval_samples']:,} samples per row and seed; precision and coverage against the decoder ceiling set "
-             f"(the base decoder's: a bound for the samplers, a reference for the CVAE and the fine-tuned VAEs).",
+             f"(the base decoder's: a bound for the samplers, a reference for the CVAE and the fine-tuned VAEs)."
+             + failed_sources_text(study),
              "", f"**{cell_title(cell)}.**", "",
              "| method | labels per goal | target rate | precision | coverage | FD to goal images | diversity |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -295,7 +331,7 @@ def study_markdown(study):
     entries = [find(summary, method=m, beta=b, labels=lab, **cell) for m, b, lab in picks] + few
     for e in entries:
         if e is not None:
-            lines.append(f"| {e['method']} | {labels_shown(e)} | {pm(e, 'target_rate')} | {pm(e, 'precision', '3')} "
+            lines.append(f"| {e['method']}{fewer_seeds(e, s)} | {labels_shown(e, split)} | {pm(e, 'target_rate')} | {pm(e, 'precision', '3')} "
                          f"| {pm(e, 'coverage', '3')} | {pm(e, 'fd_goal', '1')} | {pm(e, 'diversity', '1')} |")
     curve = s["label_curve"]
     for key, title in (("target_rate", "target rate"), ("coverage", "coverage")):
@@ -317,7 +353,7 @@ def study_markdown(study):
                              and e["method"] not in (CEILING,)), key=lambda e: (e["labels"] or "", e["method"])):
                 shares = " | ".join(pm(e, f"rate_{g}") for g in goals)
                 total = f" | {pm(e, 'target_rate')}" if len(goals) > 1 else ""
-                lines.append(f"| {e['method']} | {labels_shown(e)} | {shares}{total} | {pm(e, 'coverage', '3')} "
+                lines.append(f"| {e['method']}{fewer_seeds(e, s)} | {labels_shown(e, split)} | {shares}{total} | {pm(e, 'coverage', '3')} "
                              f"| {pm(e, 'fd_goal', '1')} |")
     lines += ["", "**The fair comparison**: per dataset and latent size, the best method from "
                   f"{FEW} labelled images per goal (by its weakest of target rate, precision and coverage) beside the "
@@ -332,7 +368,7 @@ def study_markdown(study):
                 continue
             lines.append(f"| {datasets.DATASETS[dataset][1]}, {datasets.class_names(dataset, c['goals'])} | {latent_dim} "
                          f"| {pm(ceiling, 'target_rate')}, FD {pm(ceiling, 'fd_goal', '1')} "
-                         f"| {pm(cvae, 'target_rate')}, FD {pm(cvae, 'fd_goal', '1')} | {best['method']} "
+                         f"| {pm(cvae, 'target_rate')}, FD {pm(cvae, 'fd_goal', '1')} | {best['method']}{fewer_seeds(best, s)} "
                          f"| {pm(best, 'target_rate')} | {pm(best, 'fd_goal', '1')} | {pm(best, 'precision', '3')} "
                          f"| {pm(best, 'coverage', '3')} |")
     return "\n".join(lines) + "\n"

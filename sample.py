@@ -42,8 +42,26 @@ def check_request(model, sampler, n):
         raise ConfigError(f"--n must be >= 1, got {n}")
 
 
-def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, device=None, log=print):
-    """[n, 28, 28] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`."""
+REQUEST = ("goals", "expert_labels", "labelled_only_kl")  # what a sample is of: always checked against the model
+
+
+def check_checkpoint_matches(checkpoint, model_name, cfg, path, asked=()):
+    """A checkpoint is one file per model name: refuse one trained for another request than this one (a --labels 3
+    request must not silently draw from the 10-label model). Checked: the goals, the label budget, the KL variant and
+    every setting flag the user gave (`asked`), except --seed, which sets the draw."""
+    stored = checkpoint.get("identity", {}).get("settings", {})
+    wanted = cfg.for_artefact(model_name)
+    checked = (set(REQUEST) | set(asked)) - {"seed"}
+    changed = [name for name in wanted if name in checked and stored.get(name) != wanted[name]]
+    if changed:
+        found = ", ".join(f"{name} {stored.get(name)!r} there, {wanted[name]!r} asked" for name in changed)
+        raise cli.CheckpointError(f"{path} was trained for another request ({found}): train it with "
+                                  f"`python train.py --model {model_name}` and the same flags")
+
+
+def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, device=None, log=print, asked=()):
+    """[n, 28, 28] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`;
+    `asked`: the settings the user gave, which the checkpoint must have been trained with (own-prior, standard)."""
     check_request(model_name, sampler, n)
     device = pick_device(device)
     models_dir = train.models_dir_for(out_dir, cfg.dataset)
@@ -55,7 +73,8 @@ def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, 
     if sampler in samplers.SAMPLERS:
         model, source = samplers.load_sampler(sampler, path, cfg, data_dir, log)
     else:
-        model, own_prior, _ = train.load_checkpoint(path)
+        model, own_prior, checkpoint = train.load_checkpoint(path)
+        check_checkpoint_matches(checkpoint, model_name, cfg, path, asked)
         source = own_prior if sampler == "own-prior" else StandardNormalPrior(model.latent_dim)
     model = model.to(device)
     labels = None
@@ -84,7 +103,8 @@ def main(argv=None):
     if args.sampler in samplers.SAMPLERS and not hasattr(args, "expert_labels"):
         args.expert_labels = constants.REPORT_LABEL_BUDGETS[0]  # the README's headline: ten labels
     cfg = config.config_from_args(args)
-    images = draw(args.model, args.sampler, args.n, cfg, args.out_dir, args.data_dir, args.device)
+    asked = [s.name for s in config.SETTINGS if hasattr(args, s.name)]
+    images = draw(args.model, args.sampler, args.n, cfg, args.out_dir, args.data_dir, args.device, asked=asked)
     with cache.atomic_path(args.out) as tmp, open(tmp, "wb") as f:
         np.save(f, images)  # through a handle: np.save would add .npy to a bare path
     budget = "all" if cfg.expert_labels is None else cfg.expert_labels

@@ -39,6 +39,7 @@ class DiagonalMixture(nn.Module):
         self.register_buffer("log_weights", (weights / weights.sum()).float().log())
 
     def log_prob(self, z, chunk=256):
+        # a mixture's density (VampPrior, Tomczak & Welling 2018, eq. 9, with fixed pseudo-inputs):
         # log sum_k exp(log w_k + log N(z | m_k, v_k)), in chunks of z: [chunk, K, d] stays small for K in thousands
         out = [torch.logsumexp(self.log_weights + losses.gaussian_log_prob(part[:, None, :], self.means,
                                                                             self.log_variances), dim=1)
@@ -152,8 +153,8 @@ def personalised_pagerank(adjacency, seeds, restart=constants.GRAPH_RESTART, tol
     """Stationary distribution of a random walk on the graph that jumps back to a uniformly chosen seed with
     probability `restart` at each step (Zhou et al. 2004, "Learning with local and global consistency";
     Andersen, Chung & Lang 2006, "Local graph partitioning using PageRank vectors", pr(alpha, s)). Theirs uses the
-    lazy walk; the plain walk gives the same vector for alpha = 2 restart / (1 + restart), so the sweep order is
-    the same."""
+    lazy walk; the plain walk with restart r gives the same vector as the lazy walk with alpha = r / (2 - r), so the
+    sweep order is the same."""
     degree = np.asarray(adjacency.sum(1)).ravel()
     walk = scipy.sparse.diags(1.0 / degree) @ adjacency  # row-stochastic: P[u, v] = 1/deg(u) for each edge
     start = np.zeros(adjacency.shape[0])
@@ -237,6 +238,9 @@ def fit_ratio(z_all, seeds, p_all, rounds=constants.RATIO_ROUNDS, max_components
         p_goal = GaussianMixturePrior.fit(z_all[pseudo], max_components, "full", reg_covar, seed)
     log_threshold = (p_goal.log_prob(z_all[seeds]) - log_p_all[seeds]).median()
     sampler = RatioSampler(p_all, p_goal, log_threshold, 0.0)
+    # the threshold (the labelled latents' median ratio) and the 10% quantile of self-training are heuristics, not
+    # Elkan & Noto's estimate of c = p(labelled | goal): the accepted density is p_all wherever r >= r*.
+    # A = E_{z ~ p_all}[min(1, r(z) / r*)], by Monte Carlo: the normaliser of the accepted density p_all(z) a(z) / A
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         acceptance = sampler.log_accept(p_all.sample(n_estimate)).exp().mean()

@@ -148,29 +148,56 @@ def connect(address, workers):
     return Client(cluster), cluster, {"address": "local", "workers": workers}
 
 
+def split_sources(unit):
+    """An evaluation unit measured source by source: one unit per source, named <unit>/<source>."""
+    return {f"{unit.name}/{source['source']}": Unit(f"{unit.name}/{source['source']}", unit.func,
+                                                    {**unit.spec, "name": f"{unit.name}/{source['source']}",
+                                                     "sources": [source]}, unit.deps, 1)
+            for source in unit.spec["sources"]}
+
+
 def run_units(plan_units, client, progress=True):
-    """Submit every unit with its dependencies; one progress bar; returns ({name: result}, {name: error})."""
+    """Submit every unit with its dependencies; one progress bar. Returns ({name: result}, {name: error}, {name:
+    unit}: the units measured source by source (split_sources) because their unit failed as a whole)."""
     from dask.distributed import as_completed
     token = f"{os.getpid()}-{time.time_ns()}"  # keys unique to this run, on a shared cluster too
-    futures, names = {}, {}
-    for name, unit in plan_units.items():
-        future = client.submit(unit.func, unit.spec, *(futures[d] for d in unit.deps), key=f"{name}#{token}",
-                               pure=False, retries=1)
-        futures[name], names[future.key] = future, name
-    results, failed = {}, {}
-    with tqdm(total=sum(u.weight for u in plan_units.values()), disable=not progress, mininterval=1.0,
-              desc=f"study 0/{len(plan_units)} units", bar_format="{desc} {percentage:3.0f}%|{bar}| "
-                                                                    "[{elapsed}<{remaining}]") as bar:
-        for future in as_completed(list(futures.values())):
+    futures, names, results, failed, split = {}, {}, {}, {}, {}
+    total_units = [len(plan_units)]
+
+    def submit(batch):
+        for name, unit in batch.items():
+            future = client.submit(unit.func, unit.spec, *(futures[d] for d in unit.deps), key=f"{name}#{token}",
+                                   pure=False, retries=1)
+            futures[name], names[future.key] = future, name
+        return [futures[name] for name in batch]
+
+    def gather(batch, bar):
+        for future in as_completed(submit(batch)):
             name = names[future.key]
             try:
                 results[name] = future.result()
             except Exception as error:  # noqa: BLE001 - a failed unit is reported, the others carry on
                 failed[name] = f"{type(error).__name__}: {error}"
-            bar.set_description_str(f"study {len(results) + len(failed)}/{len(plan_units)} units"
+            bar.set_description_str(f"study {len(results) + len(failed)}/{total_units[0]} units"
                                     + (f", {len(failed)} failed" if failed else ""), refresh=False)
-            bar.update(plan_units[name].weight)
-    return results, failed
+            bar.update(batch[name].weight)
+
+    with tqdm(total=sum(u.weight for u in plan_units.values()), disable=not progress, mininterval=1.0,
+              desc=f"study 0/{len(plan_units)} units", bar_format="{desc} {percentage:3.0f}%|{bar}| "
+                                                                    "[{elapsed}<{remaining}]") as bar:
+        gather(plan_units, bar)
+        # an evaluation unit measures several sources, so one that cannot be measured (a sampler that cannot be
+        # fitted or sampled from these labels) fails them all: measure them one by one, so that only the failing
+        # source is reported as failed and the others keep their numbers (each source is seeded on its own, so
+        # its numbers are those it would have had in the whole unit)
+        for name in [n for n in failed if len(plan_units[n].spec.get("sources", ())) > 1]:
+            del failed[name]
+            parts = split_sources(plan_units[name])
+            split.update(parts)
+            total_units[0] += len(parts) - 1
+            bar.total += len(parts)
+            gather(parts, bar)
+    return results, failed, split
 
 
 # --- gathering ----------------------------------------------------------------------------------
@@ -235,24 +262,34 @@ def main(argv=None):
     for dataset in settings["datasets"]:  # fail here, with the one-line message, not inside a worker
         datasets.read_raw(dataset, data_dir, download=constants.DOWNLOAD)
     plan_units = plan(settings, data_dir, out_dir)
+    code = {kind: cache.code_fingerprint(kind) for kind in cache.CODE}  # again at the end: StaleCodeError if edited
     client, cluster, engine = connect(args.address, args.workers)
     print(f"study: {len(plan_units)} units on {engine['workers']} Dask worker(s) ({engine['address']}); "
           f"unit logs in {os.path.join(out_dir, 'logs')}/")
     try:
-        results, failed = run_units(plan_units, client)
+        results, failed, split = run_units(plan_units, client)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    rows = [row for name in plan_units if plan_units[name].func is units.evaluation_unit and name in results
+    # a source that cannot be measured because its sampler cannot work from these labels (SamplerError) is a result
+    # to report, not a crash: it is listed in the README; any other failure stops the study before the README
+    failed_sources = {name: error for name, error in failed.items() if name in split and
+                      error.startswith("SamplerError")}
+    failed = {name: error for name, error in failed.items() if name not in failed_sources}
+    measured = {**plan_units, **split}
+    rows = [row for name in measured if measured[name].func is units.evaluation_unit and name in results
             for row in results[name]["rows"]]
     computed = sum(not result.get("cached", False) for result in results.values())
-    study = {"size": args.size, "settings": settings, "engine": {**engine, "threads_per_worker": 1,
-                                                               "units": len(plan_units), "computed": computed},
+    if {kind: cache.code_fingerprint(kind) for kind in cache.CODE} != code:
+        raise cli.EngineError("the code changed while the study ran: rerun it")  # a comment-only edit is no change
+    study = {"size": args.size, "settings": settings, "code": code, "engine": {**engine, "threads_per_worker": 1,
+                                                               "units": len(plan_units), "computed": computed,
+                                                               "split_units": len(split)},
              "classifier_test_accuracy": {d: results[f"{d}/classifier"]["accuracy"] for d in settings["datasets"]
                                           if f"{d}/classifier" in results},
              "summary": summarise(rows), "rows": rows, "wall_seconds": time.perf_counter() - started,
-             "failed": failed}
+             "failed": failed, "failed_sources": failed_sources}
     if failed:  # what finished is written (marked by "failed"), never into the README, then the one-line error
         partial = os.path.join(out_dir, "figures")
         report.write_study(study, partial)

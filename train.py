@@ -226,8 +226,9 @@ def model_from_checkpoint(checkpoint, path, device="cpu"):
 def labelled_kl_masks(cfg, data):
     """(train, val) bool masks of the expert-labelled goal images, for the labelled-only-KL variant.
 
-    The validation split gets a label budget in proportion to its size, so early stopping sees no more labels
-    than the expert gave."""
+    The validation split gets its own labelled goal images, the budget scaled by the split sizes and rounded up
+    (10 labels: 10 + 2 validation at the default split), which early stopping uses: the model sees that many labels
+    more than the samplers fitted from the same budget, and the README's label columns say so."""
     val_budget = None if cfg.expert_labels is None else math.ceil(cfg.expert_labels * len(data.val_y) / len(data.train_y))
     masks = []
     for labels, budget in ((data.train_y, cfg.expert_labels), (data.val_y, val_budget)):

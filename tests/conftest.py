@@ -53,3 +53,11 @@ def quick_study(tmp_path_factory, data_dir):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(constants.SEED)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """A study unit run in-process sets one thread, as on a worker: later tests get the machine back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -86,6 +86,36 @@ def test_a_setting_changes_the_identity_of_exactly_the_artefacts_it_affects(sett
         assert same == (kind not in setting.affects), (setting.name, kind)
 
 
+def test_every_setting_the_code_of_an_artefact_reads_is_in_its_identity():
+    """The test above checks identities against the declarations; this one checks the declarations against the
+    code: each `<x>cfg.<setting>` read in the functions that make an artefact must be a setting it declares."""
+    import ast
+    import inspect
+    import textwrap
+    import classifier
+    import samplers
+    paths = {"base": [train.train_run, datasets.load_for], "cvae": [train.train_run, datasets.load_for],
+             "goal": [train.train_run, train.fit_prior, train.labelled_kl_masks, datasets.load_for],
+             "gmm": [train.train_run, train.fit_prior, train.labelled_kl_masks, train.check_goal_data,
+                     datasets.load_for],
+             "unlabelled": [samplers.get_unlabelled, datasets.load_for],
+             "evaluation": [samplers.fit_sampler, samplers.labelled_indices, units.evaluation_unit, units.splits_for],
+             "classifier": [classifier.get_classifier]}
+    # reads in branches that do not run for that kind, or values that reach it through a parent's content hash
+    not_for_this_kind = {"base": {"labelled_only_kl"}, "cvae": {"labelled_only_kl"},  # a fine-tune's branch only
+                         "goal": {"gmm_components", "gmm_covariance_type", "gmm_kl_samples", "gmm_reg_covar"},
+                         "evaluation": {"latent_dim"}}  # the base checkpoint's, which is its parent
+    for kind, functions in paths.items():
+        reads = set()
+        for function in functions:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+            reads |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                      and isinstance(node.value, ast.Name) and node.value.id.endswith("cfg")
+                      and node.attr in config.BY_NAME}
+        undeclared = reads - set(config.RunConfig().for_artefact(kind)) - not_for_this_kind.get(kind, set())
+        assert not undeclared, f"{kind} reads {sorted(undeclared)} but its identity does not include them"
+
+
 # --- code, data and parents -----------------------------------------------------------------------------
 
 def fingerprint_in_copy(tmp_path, edit=None):
@@ -107,6 +137,22 @@ def test_an_edit_to_the_model_code_changes_a_checkpoints_identity_and_a_comment_
     assert fingerprint_in_copy(tmp_path, lambda s: s + "\n# a comment\n") == as_is
     assert fingerprint_in_copy(tmp_path, lambda s: s.replace('"""The convolutional VAE', '"""A convolutional VAE')) == as_is
     assert fingerprint_in_copy(tmp_path, lambda s: s.replace("hidden=128", "hidden=129")) != as_is
+
+
+def test_a_process_whose_loaded_code_was_edited_refuses_to_fingerprint_it(tmp_path):
+    """A long-lived worker runs the code it imported: after an edit of the file it must not key old code's results
+    with the new code's fingerprint (a reload starts afresh)."""
+    fingerprint_in_copy(tmp_path)  # makes the copy
+    copy = tmp_path / "project"
+    script = ("import importlib, cache, models\n"
+              "before = cache.code_fingerprint('base')\n"
+              "open('models.py', 'a').write('\\nEDITED = 1\\n')\n"
+              "try:\n    cache.code_fingerprint('base')\nexcept cache.StaleCodeError as error:\n    print('stale', error)\n"
+              "importlib.reload(models)\n"
+              "print('reloaded', cache.code_fingerprint('base') != before)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=copy, capture_output=True, text=True, check=True).stdout
+    assert "stale" in out and "models.py changed after this process loaded it" in out, out
+    assert "reloaded True" in out, out
 
 
 def test_a_changed_learning_rate_retrains_a_checkpoint_and_nothing_else(tiny_data, tmp_path):
@@ -212,9 +258,15 @@ def test_fit_keeps_the_best_weights_on_its_own_objective(tiny_data):
 def test_goal_latents_are_the_posterior_means_of_the_labelled_goal_images(small_data):
     model = ConvVAE(3).eval()
     latents = train.goal_latents(model, small_data, [6], 12, seed=4)
-    indices = datasets.goal_indices(small_data.train_y, [6], 12, seed=4)
-    assert len(indices) == 12 and bool((small_data.train_y[indices] == 6).all())
-    torch.testing.assert_close(latents, encode_means(model, small_data.train_x[indices]))
+    # find each returned latent among the posterior means of EVERY training image: twelve distinct sixes
+    every = encode_means(model, small_data.train_x)
+    matches = [torch.nonzero((every - z).abs().max(1).values < 1e-5).ravel().tolist() for z in latents]
+    assert all(len(m) == 1 for m in matches), "each latent is the posterior mean of exactly one training image"
+    chosen = [m[0] for m in matches]
+    assert len(set(chosen)) == 12 and bool((small_data.train_y[chosen] == 6).all())
+    # another seed draws other sixes; every label gives every six
+    assert not torch.allclose(train.goal_latents(model, small_data, [6], 12, seed=5), latents)
+    assert len(train.goal_latents(model, small_data, [6], None, seed=4)) == int((small_data.train_y == 6).sum())
 
 
 def test_only_the_gmm_run_is_limited_by_its_labels(tiny_data, tmp_path):

@@ -35,6 +35,7 @@ def cli_error(capsys, main, argv):
     (["--expert-labels", "100000"], "100000 labels per goal asked, but the training split holds only"),
     (["--dataset", "cifar"], "dataset (--dataset) must be one of mnist, fashion-mnist"),
     (["--lr-schedule", "cosine"], "lr_schedule (--lr-schedule) must be one of one-cycle, plateau"),
+    (["--eval-samples", "3"], "eval_samples (--eval-samples) must exceed prdc_neighbours (--prdc-neighbours)"),
 ])
 def test_bad_settings_are_one_line_errors_before_anything_is_written(capsys, tmp_path, data_dir, argv, message):
     code, err = cli_error(capsys, alltests.main, ["--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir] + argv)

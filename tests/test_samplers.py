@@ -47,8 +47,21 @@ def test_every_sampler_fits_from_three_labels_and_its_density_describes_its_samp
     mass, density_mean, sample_mean = importance_checks(sampler, 2)
     assert mass == pytest.approx(1.0, abs=0.05), mass
     torch.testing.assert_close(density_mean, sample_mean, atol=0.05 + 0.02 * sample_mean.abs().max().item(), rtol=0)
-    if name == "graph":
-        assert set(info["found"]) == {6} and len(info["found"][6]) >= 3
+    if name == "graph":  # the images it found among the unlabelled ones are enriched in the goal class, even with
+        # this weak 2-d model and three labels (about 19% sixes against 10% in the data)
+        found = torch.as_tensor(info["found"][6])
+        base_rate = (small_data.train_y == 6).double().mean()
+        assert set(info["found"]) == {6} and (small_data.train_y[found] == 6).double().mean() > 1.5 * base_rate
+
+
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_every_sampler_fits_from_one_label(small_data, trained, name):
+    """The study's label curve starts at one labelled image per goal (a one-point GMM, a one-exemplar mixture)."""
+    model, cfg, unlabelled = trained
+    sampler, _ = samplers.fit_sampler(name, model, small_data, cfg.replace(expert_labels=1).validate(), unlabelled)
+    torch.manual_seed(0)
+    z = sampler.sample(50)
+    assert z.shape == (50, 2) and torch.isfinite(z).all() and torch.isfinite(sampler.log_prob(z)).all()
 
 
 def test_per_goal_samplers_give_each_goal_an_equal_share():
@@ -98,7 +111,9 @@ def test_sweep_cut_finds_one_of_two_linked_cliques():
     rank = samplers.personalised_pagerank(adjacency, np.array([5, 9]), restart=0.05)
     assert sorted(samplers.sweep_cut(adjacency, rank, min_size=2, max_size=n).tolist()) == list(range(30))
     # a cap below the clique's size keeps the cut inside it
-    assert len(samplers.sweep_cut(adjacency, rank, min_size=2, max_size=20)) <= 20
+    # (inside a clique the conductance (30 - k) / 29 of k members falls with k, so the cut takes all 20 it may)
+    capped = samplers.sweep_cut(adjacency, rank, min_size=2, max_size=20).tolist()
+    assert len(capped) == 20 and set(capped) < set(range(30))
 
 
 def test_graph_sampler_finds_the_labelled_cluster_among_unlabelled_points():

@@ -48,11 +48,22 @@ def test_sample_errors_are_one_line(quick_run, tmp_path):
     for args, message in ((["--sampler", "graph", "--labels", "100000"], "100000 labels per goal asked"),
                           (["--sampler", "nope"], "unknown sampler 'nope'"),
                           (["--model", "goal", "--sampler", "graph"], "use --model base"),
-                          (["--model", "vampire"], "unknown model 'vampire'")):
+                          (["--model", "vampire"], "unknown model 'vampire'"),
+                          # one checkpoint file per model: one trained for 6 must not answer a request for 9
+                          (["--model", "goal", "--sampler", "own-prior", "--goals", "9"],
+                           "trained for another request")):
         result = run_script("sample.py", *args, "--out-dir", str(out), "--out", str(tmp_path / "x.npy"))
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert not (tmp_path / "x.npy").exists()
+
+
+def test_an_unwritable_output_is_one_line(quick_run, tmp_path):
+    out, _ = quick_run
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run_script("sample.py", "--n", "5", "--out", str(tmp_path / "a-file" / "x.npy"), "--out-dir", str(out))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "a-file" in result.stderr
 
 
 def test_sample_without_checkpoint_names_the_training_command(tmp_path):

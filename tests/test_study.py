@@ -1,6 +1,7 @@
 """The study on Dask: its plan, a quick run end to end, an interrupted run resumed, and a separately started cluster."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,46 @@ def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
     budgets = {u.spec["run"]["expert_labels"] for u in plan.values()
                if u.func is units.evaluation_unit and u.spec["name"].startswith("mnist/z4/s0/g6/samplers")}
     assert budgets == {1, 3, 10, 30, 100, 1000, None}
+
+
+def test_the_label_column_counts_the_validation_labels_that_training_uses(small_data):
+    """The labelled-only-KL VAEs early-stop on labelled validation images too: the README's count of them is the
+    count train.labelled_kl_masks draws."""
+    import config
+    import train
+    for budget in (1, 3, 10, 30):
+        cfg = config.RunConfig(expert_labels=budget, labelled_only_kl=True, train_images=3000).validate()
+        drawn = int(train.labelled_kl_masks(cfg, small_data)[1].sum())
+        assert report.validation_labels(budget, cfg.validation_split) == drawn, budget
+    entry = {"method": units.GMM_LO, "labels": "10"}
+    assert report.labels_shown(entry, 0.1) == f"10 + {report.validation_labels(10, 0.1)} validation"
+
+
+def measure_sources(spec, *parents):
+    """A stand-in evaluation unit: one row per source; a source named "broken" cannot be measured."""
+    if any(source["source"] == "broken" for source in spec["sources"]):
+        raise ValueError("the broken sampler cannot be fitted")
+    return {"rows": [{"source": source["source"], "parents": list(parents)} for source in spec["sources"]]}
+
+
+def make_one(spec):
+    return 1
+
+
+def test_a_unit_with_one_unmeasurable_source_keeps_the_numbers_of_the_others():
+    from dask.distributed import Client, LocalCluster
+    sources = [{"source": name} for name in ("graph", "broken", "exemplar")]
+    plan_units = {"parent": study.Unit("parent", make_one, {"name": "parent"}),
+                  "eval": study.Unit("eval", measure_sources, {"name": "eval", "sources": sources}, ("parent",)),
+                  "fine": study.Unit("fine", measure_sources, {"name": "fine", "sources": sources[:1]}, ("parent",))}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        results, failed, split = study.run_units(plan_units, client, progress=False)
+    assert set(split) == {"eval/graph", "eval/broken", "eval/exemplar"}
+    assert set(failed) == {"eval/broken"} and "cannot be fitted" in failed["eval/broken"]
+    assert results["eval/graph"]["rows"] == [{"source": "graph", "parents": [1]}]
+    assert results["eval/exemplar"]["rows"] == [{"source": "exemplar", "parents": [1]}]
+    assert "fine" in results and "eval" not in results
 
 
 def test_summary_gives_mean_and_spread_over_seeds():
@@ -71,12 +112,16 @@ def test_a_killed_study_resumes_and_ends_with_the_same_numbers(quick_study, tmp_
     process = subprocess.Popen([sys.executable, "study.py", "--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     finished = tmp_path / "units" / "evaluation"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not finished.exists() or len(os.listdir(finished)) < 4):
+
+    def results_written():  # finished unit results only, not the atomic writer's temporary files
+        return len([f for f in os.listdir(finished) if re.fullmatch(r"[0-9a-f]{20}\.json", f)]) \
+            if finished.exists() else 0
+
+    while process.poll() is None and results_written() < 4:  # no clock: a slow machine only waits longer
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert finished.exists() and len(os.listdir(finished)) >= 4, "the study did not get far enough to be killed"
+    assert results_written() >= 4, "the study ended before four evaluation units had finished"
     assert not (tmp_path / "figures" / "study.json").exists()  # it was killed before the end
     resumed = run_script("study.py", "--quick", "--out-dir", str(tmp_path), "--data-dir", data_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
