@@ -111,21 +111,29 @@ def main(argv=None):
     print(f"device {device}, {cfg.dataset}: {len(data.train_x)} train / {len(data.val_x)} val / {len(data.test_x)} "
           f"test images, goals {goal_names}, latent dim {cfg.latent_dim}")
 
+    reused = []  # what came from a cache: the run time in results.json is from scratch only when nothing did
+
+    def log(line):
+        print(line)
+        if ": reusing " in line:
+            reused.append(line)
+
     # the earlier implementation's three VAEs, then the training-time method that keeps the bias
-    runs = {name: train.get_model(name, cfg, data, device, models_dir, retrain=args.retrain)
+    runs = {name: train.get_model(name, cfg, data, device, models_dir, retrain=args.retrain, log=log)
             for name in train.MODEL_NAMES}
     few = constants.REPORT_LABEL_BUDGETS[0]
     labelled_only_cfg = cfg.replace(labelled_only_kl=True, expert_labels=few).validate()
-    labelled_only = train.get_model(LABELLED_ONLY, labelled_only_cfg, data, device, models_dir, retrain=args.retrain)
+    labelled_only = train.get_model(LABELLED_ONLY, labelled_only_cfg, data, device, models_dir, retrain=args.retrain,
+                                    log=log)
     for name, (model, prior, _) in runs.items():
         model_figures(name, model, prior, data, figures_dir, cfg.goals, cfg.seed)
     histories = {name: checkpoint["history"] for name, (_, _, checkpoint) in runs.items()}
     histories[f"{LABELLED_ONLY}, labelled-only KL"] = labelled_only[2]["history"]
     plots.training_curves(histories, os.path.join(figures_dir, "training_curves.png"))
 
-    classifier, accuracy, _ = get_classifier(data, cfg, models_dir, device, retrain=args.retrain)
+    classifier, accuracy, _ = get_classifier(data, cfg, models_dir, device, retrain=args.retrain, log=log)
     base, base_prior, base_checkpoint = runs["base"]
-    unlabelled, _ = samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir)
+    unlabelled, _ = samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir, log=log)
     refs = evaluate.References(classifier, data, cfg.goals, base)
     rows = evaluate.reference_rows(refs, cfg.prdc_neighbours)
 
@@ -167,7 +175,7 @@ def main(argv=None):
                "sampling": rows, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
                "data_fingerprint": data.fingerprint,
                "code": {kind: cache.code_fingerprint(kind) for kind in cache.CODE}, "device": str(device), "quick": args.quick,
-               "seconds": time.perf_counter() - started}
+               "seconds": time.perf_counter() - started, "cpus": os.cpu_count(), "reused": len(reused)}
     plots.class_histograms(rows, cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
     table = report.results_markdown(results)
     cache.write_text(os.path.join(figures_dir, "results.md"), table)

@@ -71,11 +71,14 @@ def sampler_rows(results, labels):
 def results_markdown(results):
     """The results tables of one alltests.py run."""
     dataset, goals = results["dataset"], results["goals"]
+    timing = (f" This run took {results['seconds'] / 60:.1f} min on {results['device']}, {results['cpus']} CPU cores, "
+              + ("from scratch." if not results["reused"] else f"reusing {results['reused']} cached artefacts.")
+              if "cpus" in results else "")
     lines = [f"{datasets.DATASETS[dataset][1]}, goal {results['goal_names']}; {results['n_samples']:,} samples per "
              f"row, seed {results['seed']}; classifier test accuracy {pct(results['classifier_test_accuracy'], 2)}; "
              f"precision, recall, density and coverage against the decoder ceiling "
              f"(k = {results['prdc_neighbours']}): the base decoder's, a bound for the samplers on that decoder and a "
-             f"reference for the fine-tuned VAEs, whose decoders differ.", "",
+             f"reference for the fine-tuned VAEs, whose decoders differ.{timing}", "",
              "| model | z drawn from | labels per goal | target rate | precision | recall | density | coverage "
              "| FD to goal images | diversity | misses go to |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
