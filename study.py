@@ -166,8 +166,9 @@ def run_units(plan_units, client, progress=True):
 
     def submit(batch):
         for name, unit in batch.items():
+            # no retries: a unit's errors are deterministic (a lost worker is rescheduled by Dask without them)
             future = client.submit(unit.func, unit.spec, *(futures[d] for d in unit.deps), key=f"{name}#{token}",
-                                   pure=False, retries=1)
+                                   pure=False)
             futures[name], names[future.key] = future, name
         return [futures[name] for name in batch]
 
@@ -190,13 +191,14 @@ def run_units(plan_units, client, progress=True):
         # fitted or sampled from these labels) fails them all: measure them one by one, so that only the failing
         # source is reported as failed and the others keep their numbers (each source is seeded on its own, so
         # its numbers are those it would have had in the whole unit)
-        for name in [n for n in failed if len(plan_units[n].spec.get("sources", ())) > 1]:
+        retry = [n for n in failed if len(plan_units[n].spec.get("sources", ())) > 1]
+        for name in retry:
             del failed[name]
-            parts = split_sources(plan_units[name])
-            split.update(parts)
-            total_units[0] += len(parts) - 1
-            bar.total += len(parts)
-            gather(parts, bar)
+            split.update(split_sources(plan_units[name]))
+        if split:  # all at once, so that the workers share them
+            total_units[0] += len(split) - len(retry)
+            bar.total += len(split)
+            gather(split, bar)
     return results, failed, split
 
 
