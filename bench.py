@@ -159,8 +159,6 @@ def child(args):
                               "images": len(data.train_x), "peak_rss_mib": peak_rss_mib()}), flush=True)
     elif args.child == "step":
         print(json.dumps(step_cost(args.seed)))
-    elif args.child in ("dask", "ray"):
-        print(json.dumps(engine_start(args.child)))
 
 
 def spawn(kind, data_dir, seed=0):
@@ -228,13 +226,18 @@ def step_cost(seed, steps=60, batch_size=constants.BATCH_SIZE):
     return costs
 
 
+# The engine probe runs as `python -c`, importing only the engine: Dask's worker processes are spawned and re-import
+# the __main__ module, so a probe inside bench.py would make them import torch and this repo, which a tiny task does
+# not need (the study's workers import them anyway, for both engines alike).
+ENGINE_PROBE = """
+import json, sys, time
+import psutil
+
 def square(x):
     return x * x
 
-
-def engine_start(engine):
-    """Seconds to start a 2-worker, 1-thread-each cluster and run 20 tiny tasks; the memory of every process."""
-    import psutil
+engine = sys.argv[1]
+if __name__ == "__main__":
     started = time.perf_counter()
     if engine == "ray":
         import ray
@@ -259,7 +262,17 @@ def engine_start(engine):
     else:
         client.close()
         cluster.close()
-    return out
+    print(json.dumps(out))
+"""
+
+
+def engine_start(engine):
+    """Seconds to start a 2-worker, 1-thread-each cluster and run 20 tiny tasks; the memory of every process (the
+    probe's own included), in a fresh interpreter that imports only the engine."""
+    result = subprocess.run([sys.executable, "-c", ENGINE_PROBE, engine], capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench {engine} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
 
 
 def engines(data_dir):
@@ -270,7 +283,7 @@ def engines(data_dir):
         except ImportError:
             out[engine] = None  # not installed here: `pip install ray` to measure it too
             continue
-        runs = [spawn(engine, data_dir)[0][-1] for _ in range(3)]
+        runs = [engine_start(engine) for _ in range(3)]
         out[engine] = {k: sorted(r[k] for r in runs)[1] if k != "version" else runs[0][k] for k in runs[0]}
     return {**out, "machine": machine()}
 

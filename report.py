@@ -663,9 +663,11 @@ def bench_markdown(bench):
                          f"{r['rss_mib']:.0f} | {r['processes']:.0f} |" if r else f"| {engine} | not installed | | | | |")
         if g.get("dask") and g.get("ray"):
             d, r = g["dask"], g["ray"]
-            lines += ["", f"Dask starts {r['start_seconds'] / d['start_seconds']:.1f}x sooner than Ray here, with "
-                          f"{d['rss_mib'] / r['rss_mib']:.0%} of its memory and {d['processes']:.0f} processes against "
-                          f"{r['processes']:.0f}."]
+            faster, slower = ("Dask", "Ray") if d["start_seconds"] <= r["start_seconds"] else ("Ray", "Dask")
+            speed = max(d["start_seconds"], r["start_seconds"]) / min(d["start_seconds"], r["start_seconds"])
+            lines += ["", f"{faster} starts {speed:.1f}x sooner than {slower} here; Dask uses "
+                          f"{d['rss_mib'] / r['rss_mib']:.0%} of Ray's memory, with {d['processes']:.0f} processes "
+                          f"against {r['processes']:.0f}."]
     if "scaling" in bench:
         c = bench["scaling"]
         lines += ["", f"**Study scaling** (`study.py --quick` and `--medium` from scratch, 1 against 2 Dask workers; "
