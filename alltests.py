@@ -174,7 +174,7 @@ def main(argv=None):
                "labelled_only_validation_labels": validation_labels,
                "sampling": rows, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
                "data_fingerprint": data.fingerprint,
-               "code": {kind: cache.code_fingerprint(kind) for kind in cache.CODE}, "device": str(device), "quick": args.quick,
+               "code": cache.code_fingerprints(), "device": str(device), "quick": args.quick,
                "seconds": time.perf_counter() - started, "cpus": os.cpu_count(), "reused": len(reused)}
     plots.class_histograms(rows, cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
     table = report.results_markdown(results)

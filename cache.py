@@ -153,6 +153,11 @@ def code_fingerprint(kind):
     return digest.hexdigest()[:16]
 
 
+def code_fingerprints():
+    """{kind: code_fingerprint(kind)} for every kind: what results.json and study.json record of the code."""
+    return {kind: code_fingerprint(kind) for kind in CODE}
+
+
 def _feed(digest, obj):
     if torch.is_tensor(obj):
         obj = obj.detach().cpu().contiguous()

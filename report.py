@@ -43,6 +43,13 @@ def bias_kept(rate, reference, unbiased):
     return "loses part of the bias" if rate >= 0.5 * reference else "loses most of the bias"
 
 
+def finetunes_kept(goal, gmm, goal_reference, gmm_reference, unbiased):
+    """'goal VAE ... and the GMM VAE ...': bias_kept for the fine-tuned goal and GMM VAEs, in one phrase."""
+    kept_goal, kept_gmm = bias_kept(goal, goal_reference, unbiased), bias_kept(gmm, gmm_reference, unbiased)
+    return (f"goal VAE {kept_goal}, and the GMM VAE likewise" if kept_goal == kept_gmm
+            else f"goal VAE {kept_goal} and the GMM VAE {kept_gmm}")
+
+
 def points(gap):
     return f"{100 * gap:g} point{'s' if gap != 0.01 else ''}"
 
@@ -132,10 +139,8 @@ def results_prose(results):
             for r in collapsed) + ": it draws a few prototypes, which the target rate alone cannot see.")
     lines.append(f"- **Where the misses go:** the decoder ceiling's {misses(ceiling, results['dataset'], results['goals'])}; "
                  f"`{best['source']}`'s from {few} labels {misses(best, results['dataset'], results['goals'])}.")
-    kept_goal = bias_kept(goal_own['target_rate'], post_goal['target_rate'], base['target_rate'])
-    kept_gmm = bias_kept(gmm_own['target_rate'], post_gmm['target_rate'], base['target_rate'])
-    both = (f"goal VAE {kept_goal}, and the GMM VAE likewise" if kept_goal == kept_gmm
-            else f"goal VAE {kept_goal} and the GMM VAE {kept_gmm}")
+    both = finetunes_kept(goal_own['target_rate'], gmm_own['target_rate'], post_goal['target_rate'],
+                          post_gmm['target_rate'], base['target_rate'])
     lines += [
         f"- **{EARLIER[0].upper() + EARLIER[1:]}, reproduced: the fine-tuned {both}.** Sampled from their own "
         f"priors, the fine-tuned goal and GMM VAEs give {pct(goal_own['target_rate'])} and "
@@ -413,10 +418,8 @@ def study_prose(study):
     if goal1 and gmm1 and post_goal and post_gmm:
         betas = s["betas"]
         grid = [(b, get(method=GOAL, beta=b, labels="all"), get(method=GMM, beta=b, labels="all")) for b in betas]
-        kept_goal = bias_kept(goal1['target_rate']['mean'], post_goal['target_rate']['mean'], base_rate)
-        kept_gmm = bias_kept(gmm1['target_rate']['mean'], post_gmm['target_rate']['mean'], base_rate)
-        both = (f"goal VAE {kept_goal}, and the GMM VAE likewise" if kept_goal == kept_gmm
-                else f"goal VAE {kept_goal} and the GMM VAE {kept_gmm}")
+        both = finetunes_kept(goal1['target_rate']['mean'], gmm1['target_rate']['mean'],
+                              post_goal['target_rate']['mean'], post_gmm['target_rate']['mean'], base_rate)
         lines.append(
             f"1. **In our reproduction of the design of {EARLIER}, the fine-tuned {both}.** "
             f"At β = 1 the goal VAE's own prior gives {pm(goal1, 'target_rate')} goal images ({name}) and the GMM VAE's "

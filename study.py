@@ -264,7 +264,7 @@ def main(argv=None):
     for dataset in settings["datasets"]:  # fail here, with the one-line message, not inside a worker
         datasets.read_raw(dataset, data_dir, download=constants.DOWNLOAD)
     plan_units = plan(settings, data_dir, out_dir)
-    code = {kind: cache.code_fingerprint(kind) for kind in cache.CODE}  # again at the end: StaleCodeError if edited
+    code = cache.code_fingerprints()  # again at the end: StaleCodeError if edited
     client, cluster, engine = connect(args.address, args.workers)
     print(f"study: {len(plan_units)} units on {engine['workers']} Dask worker(s) ({engine['address']}); "
           f"unit logs in {os.path.join(out_dir, 'logs')}/")
@@ -283,7 +283,7 @@ def main(argv=None):
     rows = [row for name in measured if measured[name].func is units.evaluation_unit and name in results
             for row in results[name]["rows"]]
     computed = sum(not result.get("cached", False) for result in results.values())
-    if {kind: cache.code_fingerprint(kind) for kind in cache.CODE} != code:
+    if cache.code_fingerprints() != code:
         raise cli.EngineError("the code changed while the study ran: rerun it")  # a comment-only edit is no change
     study = {"size": args.size, "settings": settings, "code": code, "engine": {**engine, "threads_per_worker": 1,
                                                                "units": len(plan_units), "computed": computed,

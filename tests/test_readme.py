@@ -24,10 +24,6 @@ def load(path):
     return json.load(open(path))
 
 
-def current_code():
-    return {kind: cache.code_fingerprint(kind) for kind in cache.CODE}
-
-
 def expected_blocks():
     blocks = {}
     for path in RESULTS.values():
@@ -53,14 +49,14 @@ def test_results_come_from_a_full_run_with_todays_settings(dataset):
     results = load(RESULTS[dataset])
     assert not results["quick"] and results["dataset"] == dataset
     assert results["config"] == config.RunConfig(dataset=dataset).validate().as_dict()
-    assert results["code"] == current_code(), "the results come from other code than today's: rerun alltests.py"
+    assert results["code"] == cache.code_fingerprints(), "the results come from other code than today's: rerun alltests.py"
     assert results["label_budgets"] == ["all" if b is None else str(b) for b in constants.REPORT_LABEL_BUDGETS]
 
 
 def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():
     result = load(STUDY)
     assert result["size"] == "full" and result["settings"] == json.loads(json.dumps(study.study_settings("full")))
-    assert result["code"] == current_code(), "the study comes from other code than today's: rerun study.py"
+    assert result["code"] == cache.code_fingerprints(), "the study comes from other code than today's: rerun study.py"
     assert not result["failed"] and result["engine"]["units"] == len(study.plan(study.study_settings("full"), "", ""))
     assert len(result["settings"]["seeds"]) >= 3
     for entry in result["summary"]:  # every seed, but where a sampler could not be fitted, which the README names
