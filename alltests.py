@@ -104,6 +104,8 @@ def main(argv=None):
     subfolder = [] if cfg.dataset == constants.DATASET else [cfg.dataset]
     figures_dir = os.path.join(out_dir, "figures", *subfolder)
     models_dir = train.models_dir_for(out_dir, cfg.dataset)
+    for folder, what in ((figures_dir, "the figures folder"), (models_dir, "the checkpoint folder")):
+        cache.check_writable_folder(folder, f"{what} (--out-dir)")  # before the expensive work
     device = pick_device(args.device)
     data = datasets.load_for(cfg, args.data_dir)
     train.check_goal_data(cfg, data)
@@ -135,6 +137,7 @@ def main(argv=None):
     base, base_prior, base_checkpoint = runs["base"]
     unlabelled, _ = samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir, log=log)
     refs = evaluate.References(classifier, data, cfg.goals, base)
+    per_class = evaluate.per_class_ceiling(classifier, data, base)
     rows = evaluate.reference_rows(refs, cfg.prdc_neighbours)
 
     def measure(model_name, source, model, prior, labels=None, **extra):
@@ -154,10 +157,9 @@ def main(argv=None):
             labels=f"{budget_name(few)} + {validation_labels} validation")
     for budget in constants.REPORT_LABEL_BUDGETS:
         sampler_cfg = cfg.replace(expert_labels=budget).validate()
-        for name in samplers.SAMPLERS:
+        for name in samplers.names():
             sampler, info = samplers.fit_sampler(name, base, data, sampler_cfg, unlabelled)
-            found = {str(g): {"images": len(idx), "purity": (data.train_y[idx] == g).double().mean().item()}
-                     for g, idx in info.get("found", {}).items()}
+            found = evaluate.discovery(info, data.train_y)
             images = measure("base + sampler", name, base, sampler, labels=budget_name(budget),
                              **({"found": found} if found else {}))
             plots.image_grid(images[:constants.N_SAMPLE_GRID], os.path.join(
@@ -172,7 +174,7 @@ def main(argv=None):
                "seed": cfg.seed, "prdc_neighbours": cfg.prdc_neighbours, "classifier_test_accuracy": accuracy,
                "label_budgets": [budget_name(b) for b in constants.REPORT_LABEL_BUDGETS],
                "labelled_only_validation_labels": validation_labels,
-               "sampling": rows, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
+               "sampling": rows, "per_class": per_class, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
                "data_fingerprint": data.fingerprint,
                "code": cache.code_fingerprints(), "device": str(device), "quick": args.quick,
                "seconds": time.perf_counter() - started, "cpus": os.cpu_count(), "reused": len(reused)}

@@ -10,44 +10,65 @@ reused only when the identity stored with it equals the one computed now:
 """
 import ast
 import contextlib
+import errno
+import glob
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
 import sys
 import tempfile
+import time
+import warnings
 
 import numpy as np
 import torch
 
-FORMAT = 2  # bump when the layout of an identity changes
+FORMAT = 3  # bump when the layout of an identity changes
 
-# the modules whose code decides an artefact's contents (config.py and constants.py act through the settings' values)
-CODE = {
-    "base": ("datasets", "models", "losses", "train"),
-    "cvae": ("datasets", "models", "losses", "train"),
-    "goal": ("datasets", "models", "losses", "train"),
-    "gmm": ("datasets", "models", "losses", "train"),
-    "classifier": ("datasets", "classifier"),
-    "unlabelled": ("datasets", "models", "samplers"),
-    "sampler": ("datasets", "models", "samplers"),
-    "evaluation": ("datasets", "models", "train", "samplers", "classifier", "evaluate", "units"),
-}
+# the module that makes each kind of artefact; the code in its identity is that module's and every project module it
+# imports, directly or not (code_modules), so no module it runs can be missing from its fingerprint
+MAKERS = {"base": "train", "cvae": "train", "goal": "train", "gmm": "train", "classifier": "classifier",
+          "unlabelled": "samplers", "sampler": "samplers", "evaluation": "units"}
+# project modules that decide no artefact's contents: identities (this one), settings, whose values are in the
+# identity (config, constants), error types and the command line
+NOT_CODE = ("cache", "config", "constants", "errors", "cli")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+LIBRARIES = ("torch", "numpy", "scipy", "sklearn")  # their versions are part of every identity
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
+
+STALE_TEMPORARY_SECONDS = 600  # a temporary file this old is an interrupted write's leftover: no write takes that long
+
+
+def _remove_stale_temporaries(folder, stem, ext):
+    """Delete <stem>.tmp-*<ext> files in `folder` that a killed write left behind (older than
+    STALE_TEMPORARY_SECONDS, so that a write in progress in another process is left alone)."""
+    now = time.time()
+    for path in glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(stem)}.tmp-*{glob.escape(ext)}")):
+        with contextlib.suppress(OSError):
+            if now - os.path.getmtime(path) > STALE_TEMPORARY_SECONDS:
+                os.remove(path)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
     """A temporary path beside `path` (same extension): what is written there replaces `path` only when the block
     ends without an error, so an interrupted write never leaves a torn file over a good one; the temporary file
-    is removed either way."""
+    is removed either way, and those that killed writes left behind are removed by the next write. An OSError
+    names `path`, the file the caller asked for, not the temporary one."""
     folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     stem, ext = os.path.splitext(name)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f"{stem}.tmp-", suffix=ext)
-    os.close(handle)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        _remove_stale_temporaries(folder, stem, ext)
+        handle, tmp = tempfile.mkstemp(dir=folder, prefix=f"{stem}.tmp-", suffix=ext)
+        os.close(handle)
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; other users' Dask workers must read the cache too
         fd = os.open(tmp, os.O_RDONLY)
@@ -56,9 +77,64 @@ def atomic_path(path):
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno is None or error.filename == path:
+            raise
+        raise type(error)(error.errno, error.strerror, path) from None  # the user's path, not the temporary one
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_writable(path, what="output"):
+    """Raise an OSError naming `path` now, before any expensive work, when a file cannot be written there: it is a
+    folder, a file stands where a folder should, or the nearest existing folder above it cannot be written to.
+    Nothing is created (a refused run leaves no folder behind)."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"{what} is a folder, not a file", path)
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(errno.ENOTDIR, f"{what} needs a folder where the file {existing} is", path)
+    probe = None
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".write-check-")
+        os.close(handle)
+    except OSError as error:
+        raise type(error)(error.errno, f"{what} cannot be written ({error.strerror})", path) from None
+    finally:
+        if probe is not None:
+            os.remove(probe)
+
+
+def check_writable_folder(folder, what="output folder"):
+    """check_writable for a folder that files will be written into."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(errno.ENOTDIR, f"{what} needs a folder where the file {folder} is", folder)
+    check_writable(os.path.join(folder, ".probe"), what)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on <path>.lock for the block: a second process about to compute the same artefact waits,
+    then finds it made and reuses it, instead of computing it again beside the first (fcntl.flock, released when
+    the process dies). Where the folder cannot be written, or on a system without fcntl, the block runs unlocked."""
+    handle = None
+    try:
+        import fcntl
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handle = open(f"{path}.lock", "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except (ImportError, OSError):
+        if handle is not None:
+            handle.close()
+        handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
 
 
 def write_text(path, text):
@@ -76,15 +152,38 @@ def save_torch(obj, path):
         torch.save(obj, tmp)
 
 
+class UnsafeFileError(RuntimeError):
+    """A file that torch would load only by running pickled code (cache.load_tensors refuses it)."""
+
+
+def load_tensors(path, error=UnsafeFileError, missing=None):
+    """torch.load(path) with weights_only=True: tensors and plain values, never pickled code. A file that needs
+    more is refused with `error` and one plain line (torch's own message ends in advice to switch the safety off);
+    a missing file raises `error(missing)`, or FileNotFoundError when `missing` is None."""
+    try:
+        with warnings.catch_warnings():  # torch warns on some foreign files before refusing them: one line is enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        raise error(missing) from None
+    except IsADirectoryError:
+        raise error(f"{path} is a folder, not a file") from None
+    except Exception:  # noqa: BLE001 - whatever torch says, the answer is the same
+        raise error(f"{path} is not a safe file of this project: it is unreadable or holds more than tensors and "
+                    f"plain values, so it was not loaded") from None
+
+
 def load_current(path, ident, what, log=print):
     """The dict torch-saved at `path` (tensors only, no pickled code) when its "identity" equals `ident`; else None,
     after a one-line notice of why (missing files are silent). A cache miss is never an error."""
     if not os.path.exists(path):
         return None
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unreadable or foreign: recompute rather than trust it
-        log(f"{what}: {path} cannot be loaded safely ({type(error).__name__}): recomputing")
+        saved = load_tensors(path)
+    except UnsafeFileError:  # unreadable or foreign: recompute rather than trust it
+        log(f"{what}: {path} cannot be loaded safely: recomputing")
         return None
     stored = saved.get("identity") if isinstance(saved, dict) else None
     if stored == ident:
@@ -92,6 +191,17 @@ def load_current(path, ident, what, log=print):
         return saved
     log(f"{what}: {path} was made from other inputs ({', '.join(differences(stored, ident))}): recomputing")
     return None
+
+
+def save_cache(obj, path, what, log=print):
+    """save_torch for a cache that only saves time: a folder that cannot be written (read-only models/, a full
+    disk) costs a one-line notice, not the result that was just computed."""
+    try:
+        save_torch(obj, path)
+        return True
+    except OSError as error:
+        log(f"{what}: not cached ({error.strerror or error}: {path}); it will be computed again next time")
+        return False
 
 
 def read_json(path):
@@ -144,10 +254,37 @@ def _code_from_file(module_name):
     return ast.dump(tree, include_attributes=False)
 
 
+def _project_imports(module_name):
+    """The project modules (files beside this one) that `module_name` imports anywhere in its source."""
+    with open(os.path.join(ROOT, f"{module_name}.py")) as f:
+        tree = ast.parse(f.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return {name for name in found if os.path.exists(os.path.join(ROOT, f"{name}.py"))}
+
+
+def code_modules(kind):
+    """The modules whose code is in an artefact's identity: its maker (MAKERS) and every project module reachable
+    from it through imports, less NOT_CODE, and datasets, which turns the files into the images every artefact is
+    fitted to; sorted."""
+    seen, todo = set(), [MAKERS[kind], "datasets"]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in NOT_CODE:
+            continue
+        seen.add(name)
+        todo.extend(_project_imports(name))
+    return tuple(sorted(seen))
+
+
 def code_fingerprint(kind):
-    """A short hash of the code of every module that makes an artefact of this kind (CODE)."""
+    """A short hash of the code of every module that makes an artefact of this kind (code_modules)."""
     digest = hashlib.sha256()
-    for module_name in CODE[kind]:
+    for module_name in code_modules(kind):
         digest.update(module_name.encode())
         digest.update(_code_of(module_name).encode())
     return digest.hexdigest()[:16]
@@ -155,7 +292,12 @@ def code_fingerprint(kind):
 
 def code_fingerprints():
     """{kind: code_fingerprint(kind)} for every kind: what results.json and study.json record of the code."""
-    return {kind: code_fingerprint(kind) for kind in CODE}
+    return {kind: code_fingerprint(kind) for kind in MAKERS}
+
+
+def library_versions():
+    """{library: version} of the numerical libraries every artefact is computed with."""
+    return {name: str(importlib.import_module(name).__version__) for name in LIBRARIES}  # plain str: torch's is a subclass
 
 
 def _feed(digest, obj):
@@ -194,7 +336,8 @@ def identity(kind, cfg, data_fingerprint, parents=None, extra=None):
     """Everything an artefact of this kind depends on (see the module docstring). `parents`: name -> content hash
     of each artefact it was built from; `extra`: what else defines it (a sampler's name, say)."""
     return {"format": FORMAT, "kind": kind, "settings": cfg.for_artefact(kind), "code": code_fingerprint(kind),
-            "data": data_fingerprint, "parents": dict(parents or {}), "extra": dict(extra or {})}
+            "libraries": library_versions(), "data": data_fingerprint, "parents": dict(parents or {}),
+            "extra": dict(extra or {})}
 
 
 def key(ident):
@@ -207,7 +350,7 @@ def differences(stored, current):
     if not isinstance(stored, dict):
         return ["no identity"]
     changed = []
-    for part in ("format", "kind", "code", "data"):
+    for part in ("format", "kind", "code", "libraries", "data"):
         if stored.get(part) != current.get(part):
             changed.append(part)
     for part in ("settings", "parents", "extra"):

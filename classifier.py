@@ -88,15 +88,16 @@ def get_classifier(data, cfg, models_dir, device="cpu", retrain=False, log=print
     settings, code, data) matches, else trained and saved."""
     path = classifier_path(models_dir)
     identity = cache.identity("classifier", cfg, data.fingerprint)
-    saved = None if retrain else cache.load_current(path, identity, "classifier", log)
-    if saved is not None:
-        classifier = ImageClassifier()
-        classifier.load_state_dict(saved["state_dict"])
-        return classifier.to(device).eval(), saved["test_accuracy"], cache.content_hash(saved["state_dict"])
-    classifier = train_classifier(data, cfg.classifier_epochs, cfg.classifier_lr, cfg.classifier_batch_size,
-                                  cfg.seed, device, progress)
-    test_accuracy = accuracy(classifier, data.test_x, data.test_y)
-    state = {k: v.cpu() for k, v in classifier.state_dict().items()}
-    cache.save_torch({"identity": identity, "state_dict": state, "test_accuracy": test_accuracy}, path)
+    with cache.locked(path):  # another run on the same folder waits here, then reuses this one's classifier
+        saved = None if retrain else cache.load_current(path, identity, "classifier", log)
+        if saved is not None:
+            classifier = ImageClassifier()
+            classifier.load_state_dict(saved["state_dict"])
+            return classifier.to(device).eval(), saved["test_accuracy"], cache.content_hash(saved["state_dict"])
+        classifier = train_classifier(data, cfg.classifier_epochs, cfg.classifier_lr, cfg.classifier_batch_size,
+                                      cfg.seed, device, progress)
+        test_accuracy = accuracy(classifier, data.test_x, data.test_y)
+        state = {k: v.cpu() for k, v in classifier.state_dict().items()}
+        cache.save_torch({"identity": identity, "state_dict": state, "test_accuracy": test_accuracy}, path)
     log(f"classifier: test accuracy {test_accuracy:.4f} -> {path}")
     return classifier, test_accuracy, cache.content_hash(state)

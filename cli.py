@@ -6,23 +6,8 @@ import constants
 from cache import StaleCodeError
 from config import ConfigError
 from datasets import DataError
+from errors import CheckpointError, EngineError, SamplerError, TrainingError
 from models import DeviceError
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint or cached artefact that cannot be loaded safely."""
-
-
-class TrainingError(RuntimeError):
-    """Training diverged (NaN or inf loss)."""
-
-
-class SamplerError(ValueError):
-    """A sampler that does not exist, or cannot be fitted from what it was given."""
-
-
-class EngineError(RuntimeError):
-    """The study's Dask cluster could not be reached or started."""
 
 
 USER_ERRORS = (ConfigError, CheckpointError, TrainingError, SamplerError, EngineError, DeviceError, DataError,

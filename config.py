@@ -12,6 +12,7 @@ from typing import Callable
 
 import constants
 import datasets
+import models
 
 # the artefacts a setting can affect: the four trained VAEs, the evaluation classifier, what the samplers learn from
 # the unlabelled images of a trained VAE, a fitted sampler, and an evaluation (decoded samples measured by the
@@ -117,6 +118,9 @@ SETTINGS = (
     Setting("seed", "SEED", "seed of the split, the label draws, training and sampling", ARTEFACTS, int_at_least(0)),
     # model
     Setting("latent_dim", "LATENT_DIM", "latent dimensions", VAES, int_at_least(1)),
+    Setting("arch", "ARCH", "encoder/decoder body", VAES, one_of(*models.BODIES), str),
+    Setting("likelihood", "LIKELIHOOD", "p(x|z) of the VAEs", VAES, one_of(*models.LIKELIHOODS), str),
+    Setting("hidden", "HIDDEN", "width of the layer between convolutions and latent", VAES, int_at_least(1)),
     Setting("logvar_min", "LOGVAR_MIN", "lower clamp of the encoder's log-variance", VAES, lambda v: None if
             isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
     Setting("logvar_max", "LOGVAR_MAX", "upper clamp of the encoder's log-variance", VAES, lambda v: None if
@@ -125,6 +129,8 @@ SETTINGS = (
     Setting("goals", "EXPERT_GOALS", "goal classes", FINETUNED + SAMPLING, goal_classes, int, "+"),
     Setting("expert_labels", "EXPERT_LABELS", "labelled images per goal class (all: every one)", FINETUNED + SAMPLING,
             count_or_all, parse_count_or_all),
+    Setting("label_draw", "LABEL_DRAW", "which seeded draw of the expert's labels", FINETUNED + SAMPLING,
+            int_at_least(0)),
     Setting("labelled_only_kl", "LABELLED_ONLY_KL", "goal/GMM KL on the labelled goal images only, N(0, I) elsewhere",
             FINETUNED, boolean, parse_bool),
     # objectives

@@ -13,11 +13,15 @@ VALIDATION_SPLIT = 0.1  # share of the 60,000 training images held out for valid
 TRAIN_IMAGES = None  # None: every training image; a number: only that many (quick runs and tests)
 
 # --- model ------------------------------------------------------------------------------------
-LATENT_DIM = 4
+LATENT_DIM = 16  # the seed design had 4 (README: what the choice was measured on)
+ARCH = "conv"  # the encoder/decoder body (models.BODIES): "conv", the seed design, or "resnet"
+LIKELIHOOD = "bernoulli"  # p(x|z): "bernoulli" (binary cross-entropy) or "gaussian" (squared error, the seed design)
+HIDDEN = 128  # width of the fully connected layer between the convolutions and the latent
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # clamp on the encoder's log-variance: keeps exp() finite for any beta
 
 # --- the expert's goal ------------------------------------------------------------------------
 EXPERT_GOALS = [6]  # one or more classes the expert wants more of (MNIST: digit 6; Fashion-MNIST: 6 is "shirt")
+LABEL_DRAW = 0  # which seeded draw of the expert's labels (0, 1, 2, ...): independent of SEED, which trains the models
 EXPERT_LABELS = None  # labelled images per goal class (the first n of a seeded shuffle); None: all of them
 LABELLED_ONLY_KL = False  # bias-keeping variant: goal/GMM KL on the expert-labelled images only, N(0, I) on the rest
 
@@ -45,7 +49,7 @@ CHANNELS_LAST = True  # memory layout for the conv layers: measured faster on CP
 
 # --- biased samplers (samplers.py) ------------------------------------------------------------
 SAMPLER = "graph"  # what sample.py draws from by default: the best method measured (README)
-GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training images' encoder features
+GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training images' features
 GRAPH_RESTART = 0.01  # personalised PageRank: probability of jumping back to a labelled image at each step
 GRAPH_CORE = 0.8  # keep a found image when at least this share of its neighbours was found too
 GRAPH_MAX_SHARE = 0.15  # the goal class is taken to hold at most this share of the images (10 classes: about 0.1)
@@ -69,25 +73,25 @@ QUICK = {"train_images": 3000, "epochs_base": 2, "epochs_finetune": 2, "classifi
 N_SAMPLE_GRID = 64  # images in each sample grid figure
 
 # --- study (study.py) -------------------------------------------------------------------------
-STUDY_SEEDS = [0, 1, 2]  # every study number is a mean and spread over these seeds
+STUDY_SEEDS = [0]  # the seeds the study's VAEs are trained with (each trains every model anew)
+STUDY_DRAWS = [0, 1, 2]  # the expert's label draws per class and budget (LABEL_DRAW): the worst draw is reported
 STUDY_DATASETS = ["mnist", "fashion-mnist"]
-STUDY_LATENT_DIMS = [4, 8, 16]
-# the first is the main goal (label curve); Fashion-MNIST: 7 sneaker, a distinct class, and 6 shirt, whose neighbours
-# (T-shirt/top, pullover, coat) look alike
-STUDY_GOAL_SETS = {"mnist": [[6], [6, 9], [3, 8]], "fashion-mnist": [[7], [6]]}
-STUDY_BETAS = [0.1, 0.3, 1.0, 3.0]  # beta grid for the plain goal and GMM VAEs (MNIST, latent 4)
-STUDY_LABEL_CURVE = [1, 3, 10, 30, 100, 1000, None]  # labels per goal for the samplers (None: all)
-STUDY_FINETUNE_LABELS = [10, None]  # labels per goal for the labelled-only-KL VAEs
-STUDY_EVAL_SAMPLES = 5000  # decoded samples per row
+# the default model (constants above), and the designs it is compared with, by what they change: their decoder
+# ceilings only (the samplers run on the default)
+STUDY_DESIGNS = {"default": {}, "seed design": {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}}
+STUDY_CLASSES = list(range(10))  # every class is the goal in turn
+STUDY_GOAL_SETS = {"mnist": [[6, 9], [3, 8]], "fashion-mnist": []}  # pairs, from the most labels of the curve
+STUDY_LABEL_CURVE = [1, 3, 10]  # labels per goal class; every sampler at the last, STUDY_FEW_LABEL_SAMPLERS below it
+STUDY_FEW_LABEL_SAMPLERS = ["graph", "exemplar"]
+STUDY_EVAL_SAMPLES = 2000  # decoded samples per row
 STUDY_OUT_DIR = "runs/study"  # unit results, checkpoints and logs; figures go to figures/
 QUICK_STUDY_OUT_DIR = "runs/study-quick"
 MEDIUM_STUDY_OUT_DIR = "runs/study-medium"
 # --quick: the same study, smaller in every direction (a smoke test; its numbers mean nothing)
-QUICK_STUDY = {"seeds": [0, 1], "datasets": ["mnist"], "latent_dims": [4], "goal_sets": {"mnist": [[6], [6, 9]]},
-               "betas": [1.0], "label_curve": [10], "finetune_labels": [10],
-               "eval_samples": 300, "run": {"train_images": 1500, "epochs_base": 1, "epochs_finetune": 1,
-                                           "classifier_epochs": 1}}
+QUICK_STUDY = {"seeds": [0], "draws": [0, 1], "datasets": ["mnist"], "designs": {"default": {}}, "classes": [6, 3],
+               "goal_sets": {"mnist": [[6, 9]]}, "label_curve": [1, 10], "eval_samples": 300,
+               "run": {"train_images": 1500, "epochs_base": 1, "epochs_finetune": 1, "classifier_epochs": 1}}
 # --medium: between the two, for measuring how the study scales with workers (bench.py)
-MEDIUM_STUDY = {"seeds": [0, 1, 2], "datasets": ["mnist"], "latent_dims": [4], "goal_sets": {"mnist": [[6]]},
-                "betas": [1.0], "label_curve": [10], "finetune_labels": [10], "eval_samples": 1000,
+MEDIUM_STUDY = {"seeds": [0, 1, 2], "draws": [0], "datasets": ["mnist"], "designs": {"default": {}}, "classes": [6],
+                "goal_sets": {"mnist": []}, "label_curve": [10], "eval_samples": 1000,
                 "run": {"train_images": 10000, "epochs_base": 3, "epochs_finetune": 2, "classifier_epochs": 2}}

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +61,14 @@ def _missing_message(dataset, data_dir):
             f"holds {DATASETS[dataset][1]}/raw/")
 
 
+def _remove_if_empty(folders):
+    """Remove the folders a failed download made, when it left no file in them (outermost first in `folders`)."""
+    for folder in folders:
+        if os.path.isdir(folder) and not any(files for _, _, files in os.walk(folder)):
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+
+
 def read_raw(dataset, data_dir, download=constants.DOWNLOAD):
     """The raw uint8 images [N, 28, 28] and int64 labels [N] of the train and test sets."""
     if dataset not in DATASETS:
@@ -70,6 +79,8 @@ def read_raw(dataset, data_dir, download=constants.DOWNLOAD):
     if not have_files() and not download:
         raise DataError(_missing_message(dataset, data_dir))
     out = []
+    folder = os.path.join(data_dir, DATASETS[dataset][1])
+    made_here = [path for path in (data_dir, folder) if not os.path.exists(path)]  # what a failed download leaves
     for train in (True, False):
         try:
             # torchvision prints one line per failed mirror: keep the console to our single message
@@ -77,6 +88,7 @@ def read_raw(dataset, data_dir, download=constants.DOWNLOAD):
                 split = loader(data_dir, train=train, download=download)
         except Exception as error:  # offline, unreadable folder, or a corrupt / truncated file
             if not have_files():
+                _remove_if_empty(made_here)
                 raise DataError(_missing_message(dataset, data_dir)) from None
             raise DataError(f"could not read {dataset} in {raw}/ ({type(error).__name__}: {error}); "
                             f"the files may be corrupt or truncated: replace them") from None

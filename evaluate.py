@@ -13,7 +13,7 @@ import torch
 from scipy import linalg
 
 import constants
-import train
+import losses
 from classifier import classify
 from models import decode_prior_samples, encode_means, is_conditional
 
@@ -32,6 +32,33 @@ def mean_confidence(probs):
     return probs.max(1).values.double().mean().item()
 
 
+# --- what counts as success (the issues' targets), and how samplers are ranked ---------------------------------
+TARGET_GAP = 0.01  # from 10 labels a sampler "matches" the decoder ceiling: its target rate at most this far below
+TARGET_QUALITY = 0.9  # ... and its precision and coverage against the ceiling set at least this
+FEW_LABEL_SHARE, FEW_LABEL_COVERAGE = 0.95, 0.8  # from 1 label: this share of the ceiling's rate, this coverage
+CEILING_SHARE = 0.95  # a decoder draws a class when its ceiling is this share of the classifier's rate on real images
+CVAE_GAP = 0.02  # Fashion-MNIST: the best sampler from 10 labels within this of the fully labelled CVAE
+PAIR_TARGET, PAIR_SPLIT = 0.97, (0.45, 0.55)  # two goals at once: goal images, and each goal's share of them
+
+
+def quality(row):
+    """How a sampler is ranked: its weakest of target rate, precision and coverage (a sampler that collapses onto
+    a few prototypes has a high target rate and a low coverage, and ranks low)."""
+    return min(row["target_rate"], row["precision"], row["coverage"])
+
+
+def meets_target(row, ceiling):
+    return row["target_rate"] >= ceiling["target_rate"] - TARGET_GAP and row["precision"] >= TARGET_QUALITY \
+        and row["coverage"] >= TARGET_QUALITY
+
+
+IMAGINARY_TOLERANCE = 1e-3  # pytorch-fid's bound on the imaginary part of sqrtm's diagonal
+
+
+def _imaginary(matrix):
+    return float(np.abs(np.diagonal(matrix).imag).max()) if np.iscomplexobj(matrix) else 0.0
+
+
 def frechet_distance(features_a, features_b):
     """||m_a - m_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between Gaussians fitted to two feature sets.
 
@@ -44,10 +71,13 @@ def frechet_distance(features_a, features_b):
     with warnings.catch_warnings():  # near-singular covariances (collapsed samples) are handled below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(cov_a @ cov_b)
-        if not np.isfinite(covmean).all():  # as pytorch-fid does: a tiny ridge makes the product definite
+        if not np.isfinite(covmean).all() or _imaginary(covmean) > IMAGINARY_TOLERANCE:
+            # as pytorch-fid does: a tiny ridge makes the product definite
             ridge = np.eye(len(cov_a)) * 1e-6
             covmean = linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
-    covmean = covmean.real  # numerical noise can leave tiny imaginary parts
+    if _imaginary(covmean) > IMAGINARY_TOLERANCE:  # pytorch-fid raises here too: the distance would be wrong
+        raise ValueError(f"Frechet distance: the matrix square root has an imaginary part of {_imaginary(covmean):.2g}")
+    covmean = covmean.real  # what is left is rounding noise, at most IMAGINARY_TOLERANCE on the diagonal
     distance = float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
     return max(distance, 0.0)  # a true distance is >= 0; rounding can leave -1e-12 for identical sets
 
@@ -126,7 +156,31 @@ def sample_metrics(probs, features, refs, k=constants.PRDC_NEIGHBOURS):
         "fd_test": frechet_distance(features, refs.test_features),
         "diversity": mean_pairwise_distance(features),
         **precision_recall_density_coverage(refs.ceiling_features, features, k),
+        # against the real goal test images: recall here is the share of real goal images with a sample among
+        # their neighbours, which blurred samples never are (issue 21's sharpness in a number)
+        **{f"{name}_real": value for name, value in
+           precision_recall_density_coverage(refs.goal_features, features, k).items()},
     }
+
+
+def discovery(info, train_y):
+    """What a sampler took as goal images (info["found"] of samplers.fit_sampler), scored with the labels it never
+    saw: per goal, how many images, the share that truly are that goal (purity), and the share of that goal's
+    training images that were found (recall)."""
+    return {str(g): {"images": len(idx), "purity": (train_y[idx] == g).double().mean().item(),
+                     "recall": ((train_y[idx] == g).sum() / (train_y == g).sum()).item()}
+            for g, idx in info.get("found", {}).items()}
+
+
+def per_class_ceiling(classifier, data, base_model):
+    """For every class: the share of its real test images the classifier calls that class, and the same for the
+    decoder ceiling (the base decoder's reconstructions of those images from their posterior means)."""
+    labels = data.test_y.cpu()
+    real = classify(classifier, data.test_x)[0].argmax(1)
+    ceiling = classify(classifier, ceiling_images(base_model, data.test_x))[0].argmax(1)
+    classes = range(int(labels.max()) + 1)
+    return {"real": [(real[labels == c] == c).double().mean().item() for c in classes],
+            "ceiling": [(ceiling[labels == c] == c).double().mean().item() for c in classes]}
 
 
 def reference_rows(refs, k=constants.PRDC_NEIGHBOURS):
@@ -150,9 +204,9 @@ def measure_source(model, prior, classifier, refs, n, seed, k=constants.PRDC_NEI
 
 def test_split_metrics(model, prior, beta, data, goals, seed=constants.SEED):
     """Reconstruction error (all, goal, other classes), KL to the own prior and negative ELBO on the test split,
-    computed per image exactly as the validation loss is (train.per_image_terms: one fixed-seed z per image)."""
+    computed per image exactly as the validation loss is (losses.per_image_terms: one fixed-seed z per image)."""
     labels = data.test_y if is_conditional(model) else None
-    recon, kl = train.per_image_terms(model, prior, data.test_x, seed, labels=labels)
+    recon, kl = losses.per_image_terms(model, prior, data.test_x, seed, labels=labels)
     goal_mask = torch.isin(data.test_y.cpu(), torch.tensor(goals))
     return {"recon": recon.mean().item(), "recon_goal": recon[goal_mask].mean().item(),
             "recon_other": recon[~goal_mask].mean().item(), "kl": kl.mean().item(),

@@ -5,15 +5,22 @@ Every function returns one value per image ([B]); `vae_loss` averages over the b
 import math
 
 import torch
+import torch.nn as nn
 
 
-def reconstruction_loss(x_hat, x):
-    """||x - x_hat||^2 summed over pixels, per image.
+def reconstruction_loss(logits, x, likelihood="gaussian"):
+    """-log p(x|z) per image, up to a constant, from the decoder's logits (the image is their sigmoid).
 
-    Squared error is a Gaussian log-likelihood with fixed variance, up to constants
-    (Kingma & Welling 2014, Auto-Encoding Variational Bayes, Appendix C.2).
+    gaussian:  ||x - sigmoid(logits)||^2 summed over pixels: a Gaussian log-likelihood with fixed variance, up to
+               constants (Kingma & Welling 2014, Auto-Encoding Variational Bayes, Appendix C.2); the seed design.
+    bernoulli: the binary cross-entropy summed over pixels, -sum x log p + (1 - x) log(1 - p), p = sigmoid(logits)
+               (Kingma & Welling 2014, Appendix C.1), evaluated on grey levels in [0, 1] as is usual for MNIST.
     """
-    return (x_hat - x).pow(2).flatten(1).sum(1)
+    if likelihood == "bernoulli":
+        return nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    if likelihood == "gaussian":
+        return (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+    raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
 def kl_standard_normal(mu, logvar):
@@ -64,11 +71,46 @@ def kl_term(prior, mu, logvar, kl_mask=None):
     return prior.kl(mu, logvar) if kl_mask is None else labelled_only_kl(prior, mu, logvar, kl_mask)
 
 
-def vae_loss(x, x_hat, mu, logvar, prior, beta, kl_mask=None):
+def vae_loss(x, logits, mu, logvar, prior, beta, kl_mask=None, likelihood="gaussian"):
     """Negative ELBO with a beta-weighted KL (Higgins et al. 2017): recon + beta * KL(q(z|x) || prior).
 
-    kl_mask (optional, bool [B]): see labelled_only_kl. Returns (total, recon, kl), each averaged over the batch.
+    logits: the decoder's output for x; kl_mask (optional, bool [B]): see labelled_only_kl. Returns (total, recon,
+    kl), each averaged over the batch.
     """
-    recon = reconstruction_loss(x_hat, x).mean()
+    recon = reconstruction_loss(logits, x, likelihood).mean()
     kl = kl_term(prior, mu, logvar, kl_mask).mean()
     return recon + beta * kl, recon, kl
+
+
+def forked_rng(device):
+    """Draws inside do not disturb the caller's random stream (CPU and, when used, the CUDA device)."""
+    devices = [device] if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)
+
+
+@torch.inference_mode()
+def per_image_terms(model, prior, images, seed, batch_size=1000, labels=None, kl_mask=None):
+    """(recon [N], kl [N]) of the model's objective for each image, with fixed noise: the reparameterised z and
+    the GMM's Monte Carlo KL are random, and epochs (and models) should be compared like with like.
+
+    labels: fed to a ConditionalVAE; kl_mask: the labelled-only-KL variant (labelled_only_kl)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    recon, kl = [], []
+    with forked_rng(device):
+        torch.manual_seed(seed)
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device)
+            logits, mu, logvar = model(x) if labels is None else model(x, labels[i:i + batch_size].to(device))
+            recon.append(reconstruction_loss(logits, x, model.likelihood))
+            mask = None if kl_mask is None else kl_mask[i:i + batch_size].to(device)
+            kl.append(kl_term(prior, mu, logvar, mask))
+    model.train(was_training)
+    return torch.cat(recon).double().cpu(), torch.cat(kl).double().cpu()
+
+
+def objective(model, prior, images, beta, seed, labels=None, kl_mask=None):
+    """Mean loss = recon + beta * kl, with its two parts, on `images` (see per_image_terms)."""
+    recon, kl = (t.mean().item() for t in per_image_terms(model, prior, images, seed, labels=labels, kl_mask=kl_mask))
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}

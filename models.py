@@ -3,14 +3,18 @@
 Nothing here picks a device: build on the CPU and move with `.to(device)` (priors too: their
 parameters are buffers).
 """
+import os
+
 import numpy as np
 import torch
 import torch.nn as nn
 from sklearn.mixture import GaussianMixture
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
+import cache
 import constants
 import losses
+from errors import CheckpointError
 
 
 class DeviceError(ValueError):
@@ -77,8 +81,21 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
         return _SubPixelForward.apply(x, self.weight, self.bias)
 
 
+class ResidualBlock(nn.Module):
+    """x + conv(relu(conv(relu(x)))), 3x3, same channels: a pre-activation residual block (He et al. 2016,
+    "Identity mappings in deep residual networks")."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                  nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
 def conv_features():
-    """28x28 image -> 32 x 7 x 7 features, flattened: the encoder's two stride-2 convolutions."""
+    """28x28 image -> 32 x 7 x 7 features, flattened: the seed design's two stride-2 convolutions."""
     # in-place ReLU: the conv or linear layer before it (here also through Flatten) does not need its own
     # output for backward, so ReLU may overwrite it: one activation buffer less to allocate and fill per layer.
     # The second ReLU comes after Flatten (same values: ReLU is elementwise). Before it, with channels-last conv
@@ -88,22 +105,49 @@ def conv_features():
             nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.Flatten(), nn.ReLU(inplace=True)]  # 14 -> 7
 
 
-def deconv_decoder(in_features, hidden):
-    """in_features -> sigmoid 28x28 image: the decoder, two stride-2 transposed convolutions."""
+def residual_features():
+    """28x28 image -> 64 x 7 x 7 features, flattened: stride-2 convolutions with a residual block at 14 and 7."""
+    return [nn.Conv2d(1, 32, 4, stride=2, padding=1), ResidualBlock(32),   # 28 -> 14
+            nn.Conv2d(32, 64, 4, stride=2, padding=1), ResidualBlock(64),  # 14 -> 7
+            nn.Flatten(), nn.ReLU(inplace=True)]
+
+
+def conv_decoder(in_features, hidden):
+    """in_features -> 28x28 logits: the seed design's decoder, two stride-2 transposed convolutions."""
     return nn.Sequential(
         nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
         nn.Linear(hidden, 32 * 7 * 7), nn.ReLU(inplace=True), nn.Unflatten(1, (32, 7, 7)),
         nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(inplace=True),  # 7 -> 14
-        SubPixelConvTranspose2d(16, 1), nn.Sigmoid(),  # 14 -> 28, pixels in [0, 1]
+        SubPixelConvTranspose2d(16, 1),  # 14 -> 28: logits (the image is their sigmoid)
     )
 
 
-class GaussianLatentVAE(nn.Module):
-    """What both VAEs share: q(z|x) = N(mu, diag sigma^2) with a bounded log-variance, and its reparameterisation."""
+def residual_decoder(in_features, hidden):
+    """in_features -> 28x28 logits: the residual encoder mirrored."""
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, 64 * 7 * 7), nn.Unflatten(1, (64, 7, 7)), ResidualBlock(64), nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), ResidualBlock(32), nn.ReLU(inplace=True),  # 7 -> 14
+        SubPixelConvTranspose2d(32, 1),  # 14 -> 28: logits
+    )
 
-    def __init__(self, latent_dim, logvar_min, logvar_max):
+
+# name -> (encoder features, their flattened size, decoder): `--arch`. "conv" is the seed design.
+BODIES = {"conv": (conv_features, 32 * 7 * 7, conv_decoder), "resnet": (residual_features, 64 * 7 * 7, residual_decoder)}
+LIKELIHOODS = ("gaussian", "bernoulli")  # losses.reconstruction_loss
+
+
+class GaussianLatentVAE(nn.Module):
+    """What both VAEs share: q(z|x) = N(mu, diag sigma^2) with a bounded log-variance, its reparameterisation, and
+    a decoder that outputs logits, whose sigmoid is the image (the Bernoulli mean, or the Gaussian mean)."""
+
+    def __init__(self, latent_dim, arch, likelihood, hidden, logvar_min, logvar_max):
         super().__init__()
-        self.latent_dim = latent_dim
+        if arch not in BODIES:
+            raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(BODIES)}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
+        self.latent_dim, self.arch, self.likelihood, self.hidden_size = latent_dim, arch, likelihood, hidden
         self.logvar_min, self.logvar_max = logvar_min, logvar_max
 
     def posterior(self, encoder_output):
@@ -116,16 +160,23 @@ class GaussianLatentVAE(nn.Module):
         # z = mu + sigma * eps, eps ~ N(0, I): Kingma & Welling 2014, Sec. 2.4
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
+    def architecture(self):
+        """What rebuilds this model from a checkpoint (load_checkpoint)."""
+        return {"class": type(self).__name__, "latent_dim": self.latent_dim, "arch": self.arch,
+                "likelihood": self.likelihood, "hidden": self.hidden_size,
+                "logvar_min": self.logvar_min, "logvar_max": self.logvar_max}
+
 
 class ConvVAE(GaussianLatentVAE):
-    """28x28 image -> q(z|x) = N(mu, diag sigma^2) -> sigmoid image. Two stride-2 convs each way."""
+    """28x28 image -> q(z|x) = N(mu, diag sigma^2) -> 28x28 logits; `arch` picks the body (BODIES)."""
 
-    def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128,
-                 logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
-        super().__init__(latent_dim, logvar_min, logvar_max)
-        self.encoder = nn.Sequential(*conv_features(), nn.Linear(32 * 7 * 7, hidden), nn.ReLU(inplace=True),
+    def __init__(self, latent_dim=constants.LATENT_DIM, arch=constants.ARCH, likelihood=constants.LIKELIHOOD,
+                 hidden=constants.HIDDEN, logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
+        super().__init__(latent_dim, arch, likelihood, hidden, logvar_min, logvar_max)
+        features, size, decoder = BODIES[arch]
+        self.encoder = nn.Sequential(*features(), nn.Linear(size, hidden), nn.ReLU(inplace=True),
                                      nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = deconv_decoder(latent_dim, hidden)
+        self.decoder = decoder(latent_dim, hidden)
 
     def encode(self, x):
         return self.posterior(self.encoder(x))
@@ -135,26 +186,33 @@ class ConvVAE(GaussianLatentVAE):
         links images by."""
         return self.encoder[:-1](x)
 
-    def decode(self, z):
+    def decode_logits(self, z):
         return self.decoder(z)
 
+    def decode(self, z):
+        """The decoded image in [0, 1]: the mean of p(x|z)."""
+        return torch.sigmoid(self.decoder(z))
+
     def forward(self, x):
+        """(logits of p(x|z) for one reparameterised z, mu, logvar): losses.vae_loss takes these."""
         mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+        return self.decode_logits(self.reparameterize(mu, logvar)), mu, logvar
 
 
 class ConditionalVAE(GaussianLatentVAE):
     """The reference that needs every image labelled: q(z|x, y) and p(x|z, y), the label fed to both sides
     as a one-hot vector (conditional VAE, Sohn et al. 2015); otherwise the same layers as ConvVAE."""
 
-    def __init__(self, latent_dim=constants.LATENT_DIM, hidden=128, n_classes=10,
-                 logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX):
-        super().__init__(latent_dim, logvar_min, logvar_max)
+    def __init__(self, latent_dim=constants.LATENT_DIM, arch=constants.ARCH, likelihood=constants.LIKELIHOOD,
+                 hidden=constants.HIDDEN, logvar_min=constants.LOGVAR_MIN, logvar_max=constants.LOGVAR_MAX,
+                 n_classes=10):
+        super().__init__(latent_dim, arch, likelihood, hidden, logvar_min, logvar_max)
         self.n_classes = n_classes
-        self.features = nn.Sequential(*conv_features())
-        self.encoder_head = nn.Sequential(nn.Linear(32 * 7 * 7 + n_classes, hidden), nn.ReLU(inplace=True),
+        features, size, decoder = BODIES[arch]
+        self.features = nn.Sequential(*features())
+        self.encoder_head = nn.Sequential(nn.Linear(size + n_classes, hidden), nn.ReLU(inplace=True),
                                           nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = deconv_decoder(latent_dim + n_classes, hidden)
+        self.decoder = decoder(latent_dim + n_classes, hidden)
 
     def one_hot(self, labels, like):
         return nn.functional.one_hot(labels.long(), self.n_classes).to(like.dtype)
@@ -163,12 +221,15 @@ class ConditionalVAE(GaussianLatentVAE):
         h = self.features(x)
         return self.posterior(self.encoder_head(torch.cat([h, self.one_hot(labels, h)], 1)))
 
-    def decode(self, z, labels):
+    def decode_logits(self, z, labels):
         return self.decoder(torch.cat([z, self.one_hot(labels, z)], 1))
+
+    def decode(self, z, labels):
+        return torch.sigmoid(self.decode_logits(z, labels))
 
     def forward(self, x, labels):
         mu, logvar = self.encode(x, labels)
-        return self.decode(self.reparameterize(mu, logvar), labels), mu, logvar
+        return self.decode_logits(self.reparameterize(mu, logvar), labels), mu, logvar
 
 
 ARCHITECTURES = {cls.__name__: cls for cls in (ConvVAE, ConditionalVAE)}
@@ -357,3 +418,68 @@ def decode_prior_samples(model, prior, n, batch_size=1000, labels=None):
         images.append(model.decode(z[i:i + batch_size], *extra))
     model.train(was_training)
     return torch.cat(images)
+
+
+# --- checkpoints: what sample.py and a notebook need to rebuild a trained model, without the training code ---------
+
+CHECKPOINT_FORMAT = 3  # 3: the architecture records arch, likelihood and hidden size
+
+
+def checkpoint_content(model, prior):
+    """What a checkpoint computes: its weights and its prior. Its hash is what children record as their parent."""
+    return {"architecture": model.architecture(), "state_dict": model.state_dict(),
+            "prior": {"kind": prior.kind, "args": prior.init_args()}}
+
+
+def save_checkpoint(path, model, prior, identity, history):
+    """Write the checkpoint atomically and return what was written."""
+    content = checkpoint_content(model, prior)
+    checkpoint = {"format": CHECKPOINT_FORMAT, **content, "identity": identity, "history": history,
+                  "content_hash": cache.content_hash(content)}
+    cache.save_torch(checkpoint, path)
+    return checkpoint
+
+
+def load_checkpoint(path, device="cpu"):
+    """(model, prior, checkpoint dict) from a file written by save_checkpoint; tensors only, no pickled code."""
+    checkpoint = cache.load_tensors(path, CheckpointError, f"no checkpoint at {path}: train one with `python train.py "
+                                                          f"--model {os.path.splitext(os.path.basename(path))[0]}`")
+    return model_from_checkpoint(checkpoint, path, device)
+
+
+def model_from_checkpoint(checkpoint, path, device="cpu"):
+    """(model, prior, checkpoint) from a loaded checkpoint dict; CheckpointError when it is not one of ours."""
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a Biased VAE checkpoint of this version (format {CHECKPOINT_FORMAT}): "
+                              f"retrain it")
+    arch = dict(checkpoint.get("architecture", {}))
+    if arch.get("class") not in ARCHITECTURES:
+        raise CheckpointError(f"{path} holds a {arch.get('class')!r} model, not one of {', '.join(ARCHITECTURES)}")
+    try:
+        model = ARCHITECTURES[arch.pop("class")](**arch)
+        model.load_state_dict(checkpoint["state_dict"])
+        prior = PRIORS[checkpoint["prior"]["kind"]](**checkpoint["prior"]["args"])
+    except Exception as error:
+        raise CheckpointError(f"{path} does not match this code's architecture "
+                              f"({str(error).strip().splitlines()[0][:200]})") from None
+    # the hash is recomputed from what was loaded, so a file edited by hand cannot pass for its parent's child
+    checkpoint["content_hash"] = cache.content_hash(checkpoint_content(model, prior))
+    return model.to(device), prior.to(device), checkpoint
+
+
+# what a sample is of: a checkpoint trained for another request must not silently serve this one
+REQUEST = ("goals", "expert_labels", "label_draw", "labelled_only_kl")
+
+
+def check_checkpoint_serves(checkpoint, kind, cfg, path, asked=()):
+    """Refuse, with one CheckpointError line, a checkpoint that was trained with other settings than the request:
+    the settings of `kind` (config.SETTINGS) among REQUEST and those the user gave (`asked`), except the seed, which
+    sets the draw. Without this, `--latent-dim 8` against a 4-d checkpoint would silently sample the 4-d model."""
+    stored = checkpoint.get("identity", {}).get("settings", {})
+    wanted = cfg.for_artefact(kind)
+    checked = (set(REQUEST) | set(asked)) - {"seed"}
+    changed = [name for name in wanted if name in checked and stored.get(name) != wanted[name]]
+    if changed:
+        found = ", ".join(f"{name} {stored.get(name)!r} there, {wanted[name]!r} asked" for name in changed)
+        raise CheckpointError(f"{path} was trained for another request ({found}): train it with `python train.py "
+                              f"--model {kind}` and the same flags")

@@ -4,7 +4,6 @@ Each function takes what it draws explicitly and writes one PNG atomically (temp
 rename), so a failing run never leaves a half-written figure over a good one.
 """
 import os
-import textwrap
 
 # no backend is forced: headless, matplotlib falls back to Agg by itself, and a notebook keeps its inline figures
 import matplotlib.pyplot as plt
@@ -170,99 +169,22 @@ def class_histograms(rows, goals, path):
 
 # --- study.py ------------------------------------------------------------------------------------
 
-def _mean_std(entry, key):
-    return entry[key]["mean"], entry[key]["std"]
-
-
-def study_label_curve(curves, ceiling, budgets, path, title):
-    """Target rate, precision and coverage against the labels per goal class, one line per sampler (name -> summary
-    entries in budget order, None where missing); the decoder ceiling as a dashed line. Mean +- sd over seeds."""
-    keys = (("target_rate", "target rate"), ("precision", "precision (vs ceiling)"), ("coverage", "coverage (vs ceiling)"))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    x = np.arange(len(budgets))
-    for ax, (key, label) in zip(axes, keys):
-        for name, entries in curves.items():
-            points = [(i, *_mean_std(e, key)) for i, e in enumerate(entries) if e is not None]
-            xs, ys, es = zip(*points)
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-        if ceiling is not None:
-            ax.axhline(ceiling[key]["mean"], color="black", linestyle="--", linewidth=1, label="decoder ceiling")
-        ax.set_xticks(x)
-        ax.set_xticklabels(["all" if b is None else str(b) for b in budgets])
-        ax.set_xlabel("labelled images per goal class")
-        ax.set_ylabel(label)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(title + " (mean ± sd over seeds)", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def study_beta(curves, references, betas, path, title):
-    """Target rate against beta for the fine-tuned VAEs (name -> entries in beta order), with single-value
-    references (name -> entry) as horizontal lines. Mean +- sd over seeds."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    for name, entries in curves.items():
-        points = [(b, *_mean_std(e, "target_rate")) for b, e in zip(betas, entries) if e is not None]
-        xs, ys, es = zip(*points)
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-    for (name, entry), style in zip(references.items(), (":", "--", "-.", (0, (1, 3)))):
-        if entry is not None:
-            ax.axhline(entry["target_rate"]["mean"], linestyle=style, color="grey", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("β (KL weight of the fine-tune)")
-    ax.set_ylabel("target rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    ax.set_title(title + " (mean ± sd over seeds)", fontsize=9)
-    return save_figure(fig, path)
-
-
-def study_goal_sets(per_set, path):
-    """For each goal set (title -> (goals, summary entries)), the share of samples in each goal class per method:
-    a sampler that produces only one of the goals shows one tall bar and one short one."""
-    fig, axes = plt.subplots(1, len(per_set), figsize=(7.5 * len(per_set), 4.6), squeeze=False)
-    for ax, (title, (goals, entries)) in zip(axes[0], per_set.items()):
-        width = 0.8 / len(goals)
-        for j, goal in enumerate(goals):
-            means, stds = zip(*[_mean_std(e, f"rate_{goal}") for e in entries])
-            ax.bar(np.arange(len(entries)) + (j - (len(goals) - 1) / 2) * width, means, width, yerr=stds,
-                   capsize=3, color=DIGIT_COLOURS(goal), label=f"class {goal}")
-        ax.axhline(1 / len(goals), color="black", linestyle=":", linewidth=0.8)
-        ax.set_xticks(np.arange(len(entries)))
-        ax.set_xticklabels([textwrap.fill(f"{e['method']} ({e['labels']})" if e["labels"] else e["method"], 18)
-                            for e in entries], fontsize=7)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("share of samples")
-        ax.set_title(f"{title} (dotted: an even split)", fontsize=9)
-        ax.legend(fontsize=8)
-    fig.suptitle("several goals at once: samples per goal class (mean ± sd over seeds)", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def study_latent(panels, latent_dims, path):
-    """Per dataset (title -> {line name: entries in latent_dims order}), target rate and FD to real goal images
-    against the latent size. Mean +- sd over seeds."""
-    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 4.2 * len(panels)), squeeze=False)
-    for row, (title, lines) in zip(axes, panels.items()):
-        for ax, (key, label) in zip(row, (("target_rate", "target rate"), ("fd_goal", "FD to real goal images"))):
-            for name, entries in lines.items():
-                points = [(d, *_mean_std(e, key)) for d, e in zip(latent_dims, entries) if e is not None]
-                if points:
-                    xs, ys, es = zip(*points)
-                    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(latent_dims)
-            ax.set_xticklabels([str(d) for d in latent_dims])
-            ax.set_xlabel("latent dimensions")
-            ax.set_ylabel(label)
-            ax.set_title(title, fontsize=9)
-            ax.grid(alpha=0.3)
-        row[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("the best biased method from 10 labels, the fully labelled CVAE and the decoder ceiling "
-                 "(mean ± sd over seeds)", fontsize=10)
+def study_classes(panels, path):
+    """One panel per dataset (title -> (class names, {bar name: value per class})): grouped bars per class, the
+    target rate of each bar series (the real images, each decoder's ceiling, the default sampler per budget)."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 4.2 * len(panels)), squeeze=False)
+    for ax, (title, (names, bars)) in zip(axes[:, 0], panels.items()):
+        width = 0.85 / len(bars)
+        for j, (label, values) in enumerate(bars.items()):
+            ax.bar(np.arange(len(names)) + (j - (len(bars) - 1) / 2) * width, values, width, label=label)
+        ax.set_xticks(np.arange(len(names)))
+        ax.set_xticklabels(names, fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("classified as the goal class")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=3, loc="lower left")
+    fig.suptitle("every class as the goal: what the decoders draw of it, and what the default sampler draws from few "
+                 "labels (the sampler: its worst label draw)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -3,34 +3,19 @@ JSON (figures/results.json, figures/<dataset>/results.json, figures/study.json, 
 between <!-- name:start --> and <!-- name:end --> markers. tests/test_readme.py regenerates each block from the
 JSON and compares, so the README cannot quote a number its JSON does not hold.
 """
-import math
 import os
-from fractions import Fraction
 
 import cache
 import constants
 import datasets
-import plots
+from evaluate import TARGET_GAP, TARGET_QUALITY, meets_target, quality
 
 README = "README.md"
 EARLIER = "the earlier implementation ([jmjaaseth/biasedvae](https://github.com/jmjaaseth/biasedvae))"
-TARGET_GAP = 0.01  # a sampler "matches" the decoder ceiling when its target rate is at most this far below it
-TARGET_QUALITY = 0.9  # ... and its precision and coverage against the ceiling set are at least this
 
 
 def pct(value, digits=1):
     return f"{100 * value:.{digits}f}%"
-
-
-def quality(row):
-    """How a sampler is ranked: its weakest of target rate, precision and coverage (a sampler that collapses onto
-    a few prototypes has a high target rate and a low coverage, and ranks low)."""
-    return min(row["target_rate"], row["precision"], row["coverage"])
-
-
-def meets_target(row, ceiling):
-    return row["target_rate"] >= ceiling["target_rate"] - TARGET_GAP and row["precision"] >= TARGET_QUALITY \
-        and row["coverage"] >= TARGET_QUALITY
 
 
 def bias_kept(rate, reference, unbiased):
@@ -89,12 +74,18 @@ def results_markdown(results):
              f"typical goal images, which its coverage then shows), and a reference for the fine-tuned VAEs, whose "
              f"decoders differ.{timing}", "",
              "| model | z drawn from | labels per goal | target rate | precision | recall | density | coverage "
-             "| FD to goal images | diversity | misses go to |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| recall vs real | FD to goal images | diversity | misses go to |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in results["sampling"]:
         lines.append(f"| {row['model']} | {row['source']} | {row.get('labels') or ''} | {pct(row['target_rate'])} "
                      f"| {row['precision']:.3f} | {row['recall']:.3f} | {row['density']:.3f} | {row['coverage']:.3f} "
-                     f"| {row['fd_goal']:.1f} | {row['diversity']:.2f} | {misses(row, dataset, goals)} |")
+                     f"| {row['recall_real']:.3f} | {row['fd_goal']:.1f} | {row['diversity']:.2f} "
+                     f"| {misses(row, dataset, goals)} |")
+    per_class = results["per_class"]
+    lines += ["", "| class | classifier on real test images | decoder ceiling (its reconstructions of them) |",
+              "|---|---:|---:|"]
+    lines += [f"| {datasets.class_name(dataset, c)} | {pct(real)} | {pct(ceiling)} |"
+              for c, (real, ceiling) in enumerate(zip(per_class["real"], per_class["ceiling"]))]
     lines += ["", "| model (test split) | recon, all | recon, goal classes | recon, other classes "
                   "| KL to own prior | β | negative ELBO (own objective) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, m in results["test_split"].items():
@@ -209,9 +200,10 @@ def suffix(dataset):
 
 
 def results_blocks(results):
-    """{README block name: text} for one alltests.py results dict."""
+    """{README block name: text} for one alltests.py results dict: its prose (and for the default dataset the how-to);
+    the full tables live in figures/<dataset>/results.md (results_markdown), linked from the README."""
     tag = suffix(results["dataset"])
-    blocks = {f"results{tag}": results_markdown(results), f"results-prose{tag}": results_prose(results)}
+    blocks = {f"results-prose{tag}": results_prose(results)}
     if not tag:
         blocks["howto"] = howto_markdown(results)
     return blocks
@@ -220,366 +212,6 @@ def results_blocks(results):
 def update_readme(results, readme=README):
     for name, text in results_blocks(results).items():
         update_block(name, text, readme)
-
-
-# --- study.json (study.py) ---------------------------------------------------------------------------
-
-CEILING, BASE, CVAE = "decoder ceiling", "base, N(0, I)", "CVAE"  # the method names units.py writes
-GOAL, GMM, GOAL_LO, GMM_LO = "goal VAE", "GMM VAE", "goal VAE, labelled-only KL", "GMM VAE, labelled-only KL"
-FEW = "10"  # the label budget of the headline comparisons
-
-
-def sampler(name):
-    return f"sampler: {name}"
-
-
-def find(summary, **criteria):
-    """The summary entry matching every criterion, or None."""
-    for entry in summary:
-        if all(entry.get(k) == v for k, v in criteria.items()):
-            return entry
-    return None
-
-
-def validation_labels(budget, validation_split):
-    """The labelled goal images of the validation split that the labelled-only-KL VAEs early-stop on, on top of the
-    expert's `budget` (train.labelled_kl_masks: the budget scaled by the split sizes, rounded up; the study trains on
-    the whole training split)."""
-    split = Fraction(str(validation_split))
-    return math.ceil(budget * split / (1 - split))
-
-
-def fewer_seeds(entry, settings):
-    """A mark on an entry measured on fewer seeds than the study's (a seed whose sampler could not be fitted)."""
-    n = len(entry["seeds"])
-    return f" ({n} of {len(settings['seeds'])} seeds)" if n < len(settings["seeds"]) else ""
-
-
-def labels_shown(entry, validation_split=constants.VALIDATION_SPLIT):
-    """The label column: the labelled-only VAEs with every label also know every other image is not a goal (their
-    KL mask is the class indicator), so they use a one-vs-rest label on every image; with a budget, they also
-    early-stop on a few labelled validation images."""
-    if entry["method"] in (GOAL_LO, GMM_LO) and entry["labels"] == "all":
-        return "all, one-vs-rest on every image"
-    if entry["method"] in (GOAL_LO, GMM_LO) and entry["labels"]:
-        return f"{entry['labels']} + {validation_labels(int(entry['labels']), validation_split)} validation"
-    return entry["labels"] or ""
-
-
-def pm(entry, key, kind="pct"):
-    mean, std = entry[key]["mean"], entry[key]["std"]
-    if kind == "pct":
-        return f"{100 * mean:.1f}% ± {100 * std:.1f}"
-    return f"{mean:.3f} ± {std:.3f}" if kind == "3" else f"{mean:.1f} ± {std:.1f}"
-
-
-def main_cell(study):
-    s = study["settings"]
-    dataset = s["datasets"][0]
-    return {"dataset": dataset, "latent_dim": s["latent_dims"][0], "goals": s["goal_sets"][dataset][0]}
-
-
-def samplers_in(study):
-    return sorted({e["method"] for e in study["summary"] if e["method"].startswith("sampler: ")})
-
-
-def quality_of(entry):
-    return min(entry["target_rate"]["mean"], entry["precision"]["mean"], entry["coverage"]["mean"])
-
-
-def best_few(study, cell):
-    """The best method from FEW labels in a cell (samplers and the labelled-only VAEs), by quality_of."""
-    candidates = [e for e in study["summary"] if e["labels"] == FEW and e["method"] not in (GOAL, GMM)
-                  and all(e[k] == v for k, v in cell.items())]
-    return max(candidates, key=quality_of) if candidates else None
-
-
-def seeds_meeting_target(study, cell, method, labels):
-    """(seeds where `method` meets the target against that seed's own decoder ceiling, the study's seeds: a seed
-    where it could not be measured counts as a miss)."""
-    rows = [r for r in study["rows"] if all(r[k] == v for k, v in cell.items())]
-    ceilings = {r["seed"]: r for r in rows if r["method"] == CEILING}
-    mine = [r for r in rows if r["method"] == method and r["labels"] == labels]
-    return sum(meets_target(r, ceilings[r["seed"]]) for r in mine), len(study["settings"]["seeds"])
-
-
-def cell_title(cell):
-    return (f"{datasets.DATASETS[cell['dataset']][1]}, latent {cell['latent_dim']}, goal "
-            f"{datasets.class_names(cell['dataset'], cell['goals'])}")
-
-
-def failed_sources_text(study):
-    """The sources the study could not measure (their sampler cannot work from those labels), named, in one sentence;
-    their entries carry fewer seeds."""
-    failed = study.get("failed_sources", {})
-    if not failed:
-        return ""
-    return (" **Not measured** (the method failed, not the run; those entries are marked with their number of "
-            "seeds): " + "; ".join(f"`{name}`: {error}" for name, error in sorted(failed.items())) + ".")
-
-
-def study_markdown(study):
-    """The README's study tables."""
-    s, summary = study["settings"], study["summary"]
-    split = s["run"].get("validation_split", constants.VALIDATION_SPLIT)
-    cell = main_cell(study)
-    engine = study["engine"]
-    # runs stopped before the end (killed, or failed units) cannot time themselves: their wall times are read from
-    # their logs and added to study.json by hand, under a name that says so
-    earlier = study.get("earlier_runs_seconds_from_logs", [])
-    runs = [f"{t / 60:.0f}" for t in earlier + [study["wall_seconds"]]]
-    wall = (f"{(study['wall_seconds'] + sum(earlier)) / 60:.0f} min wall over {len(runs)} runs "
-            f"({', '.join(runs[:-1])} and {runs[-1]} min, the earlier ones' times read from their logs; this last run "
-            f"computed {engine['computed']} units and reused the rest)" if earlier
-            else f"{study['wall_seconds'] / 60:.0f} min wall")
-    lines = [f"{engine['units']} units of work on {engine['workers']} Dask worker(s), one thread each: {wall}. "
-             f"Mean ± standard deviation over {len(s['seeds'])} seeds ({', '.join(map(str, s['seeds']))}); "
-             f"{s['eval_samples']:,} samples per row and seed; precision and coverage against the decoder ceiling set "
-             f"(the base decoder's reconstructions of real goal images: the set a sampler on that decoder should match, "
-             f"a reference for the CVAE and the fine-tuned VAEs)."
-             + failed_sources_text(study),
-             "", f"**{cell_title(cell)}.**", "",
-             "| method | labels per goal | target rate | precision | coverage | FD to goal images | diversity |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    picks = [(CEILING, None, None), (BASE, None, None), (CVAE, None, "every image"),
-             (sampler("goal-gaussian"), None, "all"), (sampler("goal-gmm"), None, "all"),
-             (GOAL, 1.0, "all"), (GMM, 1.0, "all"), (GOAL_LO, 1.0, "all"), (GMM_LO, 1.0, "all")]
-    few = sorted([e for e in summary if e["labels"] == FEW and all(e[k] == v for k, v in cell.items())],
-                 key=quality_of, reverse=True)
-    entries = [find(summary, method=m, beta=b, labels=lab, **cell) for m, b, lab in picks] + few
-    for e in entries:
-        if e is not None:
-            lines.append(f"| {e['method']}{fewer_seeds(e, s)} | {labels_shown(e, split)} | {pm(e, 'target_rate')} | {pm(e, 'precision', '3')} "
-                         f"| {pm(e, 'coverage', '3')} | {pm(e, 'fd_goal', '1')} | {pm(e, 'diversity', '1')} |")
-    curve = s["label_curve"]
-    for key, title in (("target_rate", "target rate"), ("coverage", "coverage")):
-        lines += ["", f"**Label curve, {title}** ({cell_title(cell)}; labelled images per goal class):", "",
-                  "| sampler | " + " | ".join("all" if b is None else str(b) for b in curve) + " |",
-                  "|---|" + "---:|" * len(curve)]
-        for method in samplers_in(study):
-            cells = [find(summary, method=method, labels="all" if b is None else str(b), **cell) for b in curve]
-            lines.append(f"| {method} | " + " | ".join(pm(e, key, "pct" if key == "target_rate" else "3")
-                                                       if e else "" for e in cells) + " |")
-    for dataset in s["datasets"]:
-        for goals in s["goal_sets"][dataset][1:]:
-            other = {"dataset": dataset, "latent_dim": s["latent_dims"][0], "goals": goals}
-            names = [datasets.class_name(dataset, g) for g in goals]
-            lines += ["", f"**{cell_title(other)}**: share of samples per goal class.", "",
-                      "| method | labels per goal | " + " | ".join(names) + (" | all goals" if len(goals) > 1 else "")
-                      + " | coverage | FD to goal images |", "|---|---:|" + "---:|" * (len(goals) + 2 + (len(goals) > 1))]
-            for e in sorted((e for e in summary if all(e[k] == v for k, v in other.items())
-                             and e["method"] not in (CEILING,)), key=lambda e: (e["labels"] or "", e["method"])):
-                shares = " | ".join(pm(e, f"rate_{g}") for g in goals)
-                total = f" | {pm(e, 'target_rate')}" if len(goals) > 1 else ""
-                lines.append(f"| {e['method']}{fewer_seeds(e, s)} | {labels_shown(e, split)} | {shares}{total} | {pm(e, 'coverage', '3')} "
-                             f"| {pm(e, 'fd_goal', '1')} |")
-    lines += ["", "**The fair comparison**: per dataset and latent size, the best method from "
-                  f"{FEW} labelled images per goal (by its weakest of target rate, precision and coverage) beside the "
-                  "fully labelled CVAE of the same architecture and the decoder ceiling (a labelled-only-KL VAE, where it "
-                  "is the best, early-stops on a few labelled validation images as well).", "",
-              "| dataset, goal | latent | decoder ceiling | CVAE (every label) | best from 10 labels | its target rate "
-              "| its FD | its precision | its coverage |", "|---|---:|---|---|---|---:|---:|---:|---:|"]
-    for dataset, goals in single_goals(study):
-        for latent_dim in s["latent_dims"]:
-            c = {"dataset": dataset, "latent_dim": latent_dim, "goals": goals}
-            ceiling, cvae, best = find(summary, method=CEILING, **c), find(summary, method=CVAE, **c), best_few(study, c)
-            if not (ceiling and cvae and best):
-                continue
-            lines.append(f"| {datasets.DATASETS[dataset][1]}, {datasets.class_names(dataset, c['goals'])} | {latent_dim} "
-                         f"| {pm(ceiling, 'target_rate')}, FD {pm(ceiling, 'fd_goal', '1')} "
-                         f"| {pm(cvae, 'target_rate')}, FD {pm(cvae, 'fd_goal', '1')} | {best['method']}{fewer_seeds(best, s)} "
-                         f"| {pm(best, 'target_rate')} | {pm(best, 'fd_goal', '1')} | {pm(best, 'precision', '3')} "
-                         f"| {pm(best, 'coverage', '3')} |")
-    return "\n".join(lines) + "\n"
-
-
-def single_goals(study):
-    """(dataset, goals) of every one-class goal set of the study: the fair comparison runs over these."""
-    s = study["settings"]
-    return [(d, g) for d in s["datasets"] for g in s["goal_sets"][d] if len(g) == 1]
-
-
-def misses_of(entry, dataset, goals, top=3):
-    others = sorted(((entry[f"share_{k}"]["mean"], k) for k in range(10) if k not in goals), reverse=True)
-    return ", ".join(f"{datasets.class_name(dataset, k)} ({pct(m)})" for m, k in others[:top])
-
-
-def study_prose(study):
-    """What the study shows, each number read from `study`."""
-    s, summary = study["settings"], study["summary"]
-    cell = main_cell(study)
-    name = datasets.class_names(cell["dataset"], cell["goals"])
-    get = lambda **kw: find(summary, **{**cell, **kw})  # noqa: E731
-    lines = []
-    goal1, gmm1 = get(method=GOAL, beta=1.0, labels="all"), get(method=GMM, beta=1.0, labels="all")
-    base_entry = get(method=BASE)
-    base_rate = base_entry["target_rate"]["mean"] if base_entry else 0.0
-    post_goal, post_gmm = get(method=sampler("goal-gaussian"), labels="all"), get(method=sampler("goal-gmm"), labels="all")
-    if goal1 and gmm1 and post_goal and post_gmm:
-        betas = s["betas"]
-        grid = [(b, get(method=GOAL, beta=b, labels="all"), get(method=GMM, beta=b, labels="all")) for b in betas]
-        both = finetunes_kept(goal1['target_rate']['mean'], gmm1['target_rate']['mean'],
-                              post_goal['target_rate']['mean'], post_gmm['target_rate']['mean'], base_rate)
-        lines.append(
-            f"1. **In our reproduction of the design of {EARLIER}, the fine-tuned {both}.** "
-            f"At β = 1 the goal VAE's own prior gives {pm(goal1, 'target_rate')} goal images ({name}) and the GMM VAE's "
-            f"{pm(gmm1, 'target_rate')}, against {pm(post_goal, 'target_rate')} and {pm(post_gmm, 'target_rate')} "
-            f"from the untouched base decoder fed the same two priors. Over the β grid: "
-            + "; ".join(f"β = {b:g}: {pct(g['target_rate']['mean'])} and {pct(m['target_rate']['mean'])}"
-                        for b, g, m in grid if g and m) + ". The earlier implementation's own scripts were not "
-            f"rerun here (this machine has no network); these rows are its design trained with this repo's code.")
-    lo_all, lo_few = get(method=GMM_LO, labels="all"), get(method=GMM_LO, labels=FEW)
-    if lo_all and lo_few:
-        post_few = get(method=sampler("goal-gmm"), labels=FEW)
-        lines.append(f"2. **With the KL on the labelled images only, the fine-tuned GMM VAE "
-                     f"{bias_kept(lo_all['target_rate']['mean'], post_gmm['target_rate']['mean'], base_rate)}**: "
-                     f"{pm(lo_all, 'target_rate')} goal images with every label (which, through its KL mask, is a "
-                     f"one-vs-rest label on every image) and {pm(lo_few, 'target_rate')} with "
-                     f"{FEW} (coverage {pm(lo_few, 'coverage', '3')}), against {pm(post_gmm, 'target_rate')} and "
-                     + (f"{pm(post_few, 'target_rate')}" if post_few else "n/a") + " for the same GMM prior on the "
-                     f"untouched base decoder.")
-    ceiling = get(method=CEILING)
-    ranked = sorted((get(method=m, labels=FEW) for m in samplers_in(study)), key=quality_of, reverse=True)
-    if ranked and ranked[0] and ceiling:
-        best = ranked[0]
-        met, total = seeds_meeting_target(study, cell, best["method"], FEW)
-        curve = [(b, get(method=best["method"], labels="all" if b is None else str(b))) for b in s["label_curve"]]
-        lines.append(
-            f"3. **From {FEW} labels, `{best['method'][9:]}` is the best sampler**: {pm(best, 'target_rate')} goal "
-            f"images ({name}), "
-            f"precision {pm(best, 'precision', '3')}, coverage {pm(best, 'coverage', '3')} (decoder ceiling: "
-            f"{pm(ceiling, 'target_rate')}). It meets the target (at most {points(TARGET_GAP)} below that seed's ceiling, "
-            f"precision and coverage at least {TARGET_QUALITY}) on {met} of {total} seeds. Over the label curve it "
-            f"gives " + ", ".join(f"{pct(e['target_rate']['mean'])} (coverage {e['coverage']['mean']:.3f}) from "
-                                  f"{budget_word(b)}" for b, e in curve if e) + ". The others from "
-            f"{FEW} labels: " + "; ".join(f"`{e['method'][9:]}` {pm(e, 'target_rate')}, coverage "
-                                          f"{pm(e, 'coverage', '3')}" for e in ranked[1:] if e) + ".")
-    for dataset in s["datasets"]:
-        for goals in s["goal_sets"][dataset][1:]:
-            other = {"dataset": dataset, "latent_dim": s["latent_dims"][0], "goals": goals}
-            candidates = [find(summary, method=m, labels=FEW, **other) for m in samplers_in(study)]
-            candidates = [e for e in candidates if e]
-            if not candidates:
-                continue
-            best = max(candidates, key=quality_of)
-            names = [datasets.class_name(dataset, g) for g in goals]
-            if len(goals) > 1:
-                def split(e):
-                    return [e[f"rate_{g}"]["mean"] / max(e["target_rate"]["mean"], 1e-12) for g in goals]
-                meeting = [e["method"][9:] for e in candidates
-                           if e["target_rate"]["mean"] >= 0.97 and all(0.45 <= x <= 0.55 for x in split(e))]
-                lines.append(
-                    f"- **{' + '.join(names)} from {FEW} labels per goal**: the best sampler, `{best['method'][9:]}`, "
-                    f"gives {pm(best, 'target_rate')} goal images, split " + " / ".join(
-                        f"{pct(x)} {n}" for x, n in zip(split(best), names)) + " of them. The target (at least 97% "
-                    f"goal images, each goal 45-55% of them, seed means) is met by "
-                    + (", ".join(f"`{m}`" for m in meeting) if meeting else "no sampler") + ".")
-            else:
-                unbiased = find(summary, method=BASE, **other)
-                ceiling = find(summary, method=CEILING, **other)
-                failed = unbiased and best["target_rate"]["mean"] <= unbiased["target_rate"]["mean"] + TARGET_GAP
-                lines.append(f"- **{cell_title(other)} from {FEW} labels**: `{best['method'][9:]}`, the best sampler, "
-                             f"gives {pm(best, 'target_rate')}, coverage {pm(best, 'coverage', '3')}"
-                             + (f": **no bias**, no more than the unbiased base VAE's {pm(unbiased, 'target_rate')} "
-                                f"from N(0, I); the classifier calls only {pm(ceiling, 'target_rate')} of the decoder's "
-                                f"own reconstructions of real test images of this class by its name, so this decoder "
-                                f"cannot show a bias toward it, whatever the sampler." if failed and ceiling else "."))
-    for dataset, goals in single_goals(study):
-        verdicts = []
-        for latent_dim in s["latent_dims"]:
-            c = {"dataset": dataset, "latent_dim": latent_dim, "goals": goals}
-            cvae, best, ceiling = find(summary, method=CVAE, **c), best_few(study, c), find(summary, method=CEILING, **c)
-            if not (cvae and best and ceiling):
-                continue
-            gap = best["target_rate"]["mean"] - cvae["target_rate"]["mean"]
-            fd_gap = best["fd_goal"]["mean"] - cvae["fd_goal"]["mean"]
-            matches = gap >= -TARGET_GAP and fd_gap <= 0
-            verdicts.append(
-                f"latent {latent_dim}: `{best['method'].replace('sampler: ', '')}` {pct(best['target_rate']['mean'])} "
-                f"at FD {best['fd_goal']['mean']:.1f} against the CVAE's {pct(cvae['target_rate']['mean'])} at FD "
-                f"{cvae['fd_goal']['mean']:.1f} ({'matches it' if matches else 'falls short: ' + shortfall(gap, fd_gap)}"
-                f"; decoder ceiling {pct(ceiling['target_rate']['mean'])} at FD {ceiling['fd_goal']['mean']:.1f})")
-        if verdicts:
-            lines.append(f"- **{datasets.DATASETS[dataset][1]}, {datasets.class_names(dataset, goals)}, {FEW} labels "
-                         f"against the fully labelled CVAE** (matching means a target rate at most "
-                         f"{points(TARGET_GAP)} below the CVAE's and an FD no higher, seed means): "
-                         + "; ".join(verdicts) + ".")
-        if dataset != s["datasets"][0]:
-            for latent_dim in s["latent_dims"]:
-                c = {"dataset": dataset, "latent_dim": latent_dim, "goals": goals}
-                best, ceiling = best_few(study, c), find(summary, method=CEILING, **c)
-                if best and ceiling:
-                    lines.append(f"  - where the misses go at latent {latent_dim}: decoder ceiling "
-                                 f"{misses_of(ceiling, dataset, goals)}; `{best['method'].replace('sampler: ', '')}` "
-                                 f"from {FEW} labels {misses_of(best, dataset, goals)}.")
-    return "\n".join(lines) + "\n"
-
-
-def budget_word(budget):
-    return "every label" if budget is None else f"{budget} label{'s' if budget != 1 else ''}"
-
-
-def shortfall(gap, fd_gap):
-    parts = []
-    if gap < -TARGET_GAP:
-        parts.append(f"{-100 * gap:.1f} points lower")
-    if fd_gap > 0:
-        parts.append(f"FD {fd_gap:.1f} higher")
-    return " and ".join(parts)
-
-
-def study_figures(study, figures_dir):
-    s, summary = study["settings"], study["summary"]
-    cell = main_cell(study)
-    get = lambda **kw: find(summary, **{**cell, **kw})  # noqa: E731
-    budgets = s["label_curve"]
-    curves = {m[9:]: [get(method=m, labels="all" if b is None else str(b)) for b in budgets] for m in samplers_in(study)}
-    paths = [plots.study_label_curve(curves, get(method=CEILING), budgets, os.path.join(figures_dir, "study_labels.png"),
-                                     f"samplers on the base decoder, by labels ({cell_title(cell)})")]
-    beta_curves = {f"{m}, own prior": [get(method=m, beta=b, labels="all") for b in s["betas"]] for m in (GOAL, GMM)}
-    beta_curves.update({f"{m}, N(0, I)": [get(method=f"{m}, N(0, I)", beta=b, labels="all") for b in s["betas"]]
-                        for m in (GOAL, GMM)})
-    references = {"post hoc: goal-gaussian, all labels": get(method=sampler("goal-gaussian"), labels="all"),
-                  "post hoc: goal-gmm, all labels": get(method=sampler("goal-gmm"), labels="all"),
-                  "GMM VAE, labelled-only KL, all labels": get(method=GMM_LO, labels="all")}
-    paths.append(plots.study_beta(beta_curves, references, s["betas"], os.path.join(figures_dir, "study_beta.png"),
-                                  f"the earlier implementation's fine-tuned VAEs over β ({cell_title(cell)})"))
-    per_set = {}
-    for dataset in s["datasets"]:
-        for goals in s["goal_sets"][dataset][1:]:
-            other = {"dataset": dataset, "latent_dim": s["latent_dims"][0], "goals": goals}
-            entries = [find(summary, method=m, labels=lab, **other) for m, lab in
-                       [(BASE, None), (CVAE, "every image"), (sampler("goal-gaussian"), "all"), (sampler("goal-gmm"), "all")]
-                       + [(m, FEW) for m in samplers_in(study)] + [(GMM_LO, "all")]]
-            if len(goals) > 1:
-                per_set[cell_title(other)] = (goals, [e for e in entries if e])
-    if per_set:
-        paths.append(plots.study_goal_sets(per_set, os.path.join(figures_dir, "study_goals.png")))
-    panels = {}
-    for dataset, goals in single_goals(study):
-        cells = [{"dataset": dataset, "latent_dim": d, "goals": goals} for d in s["latent_dims"]]
-        panels[f"{datasets.DATASETS[dataset][1]}, goal {datasets.class_names(dataset, goals)}"] = {
-            "decoder ceiling": [find(summary, method=CEILING, **c) for c in cells],
-            "CVAE (every label)": [find(summary, method=CVAE, **c) for c in cells],
-            "best from 10 labels": [best_few(study, c) for c in cells]}
-    paths.append(plots.study_latent(panels, s["latent_dims"], os.path.join(figures_dir, "study_latent.png")))
-    return paths
-
-
-def study_blocks(study):
-    return {"study": study_markdown(study), "study-prose": study_prose(study)}
-
-
-def write_study(study, figures_dir, update_readme=False, readme=README):
-    """study.json, study.md and the study figures in figures_dir; the README's study blocks when asked."""
-    os.makedirs(figures_dir, exist_ok=True)
-    study_figures(study, figures_dir)
-    blocks = study_blocks(study)
-    cache.write_text(os.path.join(figures_dir, "study.md"), blocks["study"] + "\n" + blocks["study-prose"])
-    cache.write_json(os.path.join(figures_dir, "study.json"), study)
-    if update_readme:
-        for name, text in blocks.items():
-            update_block(name, text, readme)
 
 
 # --- bench.json (bench.py) -----------------------------------------------------------------------------

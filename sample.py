@@ -4,13 +4,14 @@
     python sample.py --model goal --sampler own-prior --out goal.npy      # the earlier implementation's goal VAE
     python sample.py --model gmm --labelled-only-kl --labels 10 --out lo.npy   # the training-time method
 
-writes float32 [n, 28, 28] in [0, 1]. A biased sampler (samplers.SAMPLERS) is fitted on the spot from the first
+writes float32 [n, 28, 28] in [0, 1]. A biased sampler (samplers.REGISTRY) is fitted on the spot from the first
 --labels images per goal class of a seeded shuffle of the training split (the expert's labels); `own-prior` and
 `standard` draw from the checkpoint's own prior and from N(0, I). Models come from `python alltests.py` or
 `python train.py`.
 """
 import argparse
 import os
+import shutil
 
 import numpy as np
 import torch
@@ -23,72 +24,83 @@ import datasets
 import samplers
 import train
 from config import ConfigError
-from models import StandardNormalPrior, cycled_labels, decode_prior_samples, pick_device
+from models import (StandardNormalPrior, check_checkpoint_serves, cycled_labels, decode_prior_samples,
+                    is_conditional, load_checkpoint, pick_device)
 
 PRIOR_SOURCES = ("own-prior", "standard")
-SOURCES = samplers.SAMPLERS + PRIOR_SOURCES
+
+
+def sources():
+    """Every name --sampler takes: the registered samplers (samplers.REGISTRY), then the models' own priors."""
+    return samplers.names() + PRIOR_SOURCES
 
 
 def check_request(model, sampler, n):
     """One-line errors for a request that cannot work, before anything is loaded."""
     if model not in train.TRAINABLE_MODELS:
         raise ConfigError(f"unknown model {model!r}: choose one of {', '.join(train.TRAINABLE_MODELS)}")
-    if sampler not in SOURCES:
-        raise cli.SamplerError(f"unknown sampler {sampler!r}: choose one of {', '.join(SOURCES)}")
-    if sampler in samplers.SAMPLERS and model != "base":
+    if sampler not in sources():
+        raise cli.SamplerError(f"unknown sampler {sampler!r}: choose one of {', '.join(sources())}")
+    if sampler in samplers.names() and model != "base":
         raise cli.SamplerError(f"the {sampler} sampler draws from the base VAE's latent space: use --model base "
                                f"(the {model} model takes own-prior or standard)")
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
 
 
-REQUEST = ("goals", "expert_labels", "labelled_only_kl")  # what a sample is of: always checked against the model
+IMAGE_BYTES = 28 * 28 * 4  # one float32 image in the output array
+CHUNK = 10_000  # images decoded and written at a time: memory stays flat for any --n
 
 
-def check_checkpoint_matches(checkpoint, model_name, cfg, path, asked=()):
-    """A checkpoint is one file per model name: refuse one trained for another request than this one (a --labels 3
-    request must not silently draw from the 10-label model). Checked: the goals, the label budget, the KL variant and
-    every setting flag the user gave (`asked`), except --seed, which sets the draw."""
-    stored = checkpoint.get("identity", {}).get("settings", {})
-    wanted = cfg.for_artefact(model_name)
-    checked = (set(REQUEST) | set(asked)) - {"seed"}
-    changed = [name for name in wanted if name in checked and stored.get(name) != wanted[name]]
-    if changed:
-        found = ", ".join(f"{name} {stored.get(name)!r} there, {wanted[name]!r} asked" for name in changed)
-        raise cli.CheckpointError(f"{path} was trained for another request ({found}): train it with "
-                                  f"`python train.py --model {model_name}` and the same flags")
+def check_output(out, n):
+    """Before any work: the output file can be written, and the disk has room for n images (one line otherwise)."""
+    cache.check_writable(out, "--out")
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(out))).free
+    if n * IMAGE_BYTES > free:
+        raise ConfigError(f"--n {n:,} needs {n * IMAGE_BYTES / 2 ** 30:,.1f} GiB for {out}, but its disk has "
+                          f"{free / 2 ** 30:,.1f} GiB free")
 
 
-def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, device=None, log=print, asked=()):
-    """[n, 28, 28] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`;
-    `asked`: the settings the user gave, which the checkpoint must have been trained with (own-prior, standard)."""
-    check_request(model_name, sampler, n)
-    device = pick_device(device)
+def load_source(model_name, sampler, cfg, out_dir=constants.OUT_DIR, data_dir=None, log=print, asked=()):
+    """(model, what z is drawn from): the trained `model_name` and `sampler` fitted for the goals of `cfg`. `asked`:
+    the settings the user gave, which the checkpoint must have been trained with (models.check_checkpoint_serves)."""
     models_dir = train.models_dir_for(out_dir, cfg.dataset)
     path = train.checkpoint_path(models_dir, train.checkpoint_name(model_name, cfg))
     if not os.path.exists(path):
         flags = " --labelled-only-kl" if model_name in config.FINETUNED and cfg.labelled_only_kl else ""
         raise cli.CheckpointError(f"no trained {model_name} model at {path}: run `python alltests.py` or "
                                   f"`python train.py --model {model_name}{flags}` first")
-    if sampler in samplers.SAMPLERS:
-        model, source = samplers.load_sampler(sampler, path, cfg, data_dir, log)
-    else:
-        model, own_prior, checkpoint = train.load_checkpoint(path)
-        check_checkpoint_matches(checkpoint, model_name, cfg, path, asked)
-        source = own_prior if sampler == "own-prior" else StandardNormalPrior(model.latent_dim)
+    if sampler in samplers.names():
+        return samplers.load_sampler(sampler, path, cfg, data_dir, log, asked)
+    model, own_prior, checkpoint = load_checkpoint(path)
+    check_checkpoint_serves(checkpoint, model_name, cfg, path, asked)
+    return model, own_prior if sampler == "own-prior" else StandardNormalPrior(model.latent_dim)
+
+
+def draw_chunks(model, source, n, goals, seed, device, chunk=CHUNK):
+    """Yield float32 arrays [m, 28, 28] in [0, 1], n images in all, decoded from z ~ source (seeded once); a
+    conditional VAE is told the goal class of every image."""
     model = model.to(device)
-    labels = None
-    if model_name == "cvae":  # the conditional VAE is told the goal class of every image
-        labels = cycled_labels(cfg.goals, n)
-    torch.manual_seed(cfg.seed)
-    return decode_prior_samples(model, source, n, labels=labels).squeeze(1).cpu().numpy().astype(np.float32)
+    torch.manual_seed(seed)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        labels = cycled_labels(goals, m) if is_conditional(model) else None
+        yield decode_prior_samples(model, source, m, labels=labels).squeeze(1).cpu().numpy().astype(np.float32)
+
+
+def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, device=None, log=print, asked=()):
+    """[n, 28, 28] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`
+    (in memory: the command line streams them to its file instead)."""
+    check_request(model_name, sampler, n)
+    model, source = load_source(model_name, sampler, cfg, out_dir, data_dir, log, asked)
+    return np.concatenate(list(draw_chunks(model, source, n, cfg.goals, cfg.seed, pick_device(device))))
 
 
 def main(argv=None):
     parser = cli.ArgumentParser(description="Draw samples of the goal classes into a .npy file.")
     parser.add_argument("--model", default="base", help="base, goal, gmm or cvae (default %(default)s)")
     parser.add_argument("--sampler", default=constants.SAMPLER,
-                        help=f"{', '.join(SOURCES)} (default %(default)s, SAMPLER in constants.py)")
+                        help=f"{', '.join(sources())} (default %(default)s, SAMPLER in constants.py)")
     parser.add_argument("--labels", dest="expert_labels", type=config.parse_count_or_all, default=argparse.SUPPRESS,
                         help=f"labelled images per goal class the sampler is fitted from, or all (the same as "
                              f"--expert-labels; default {constants.REPORT_LABEL_BUDGETS[0]} for a biased sampler)")
@@ -100,17 +112,25 @@ def main(argv=None):
     config.add_setting_flags(parser, ("goal", "gmm", "sampler"))
     args = parser.parse_args(argv)
     check_request(args.model, args.sampler, args.n)
-    if args.sampler in samplers.SAMPLERS and not hasattr(args, "expert_labels"):
+    if args.sampler in samplers.names() and not hasattr(args, "expert_labels"):
         args.expert_labels = constants.REPORT_LABEL_BUDGETS[0]  # the README's headline: ten labels
     cfg = config.config_from_args(args)
     asked = [s.name for s in config.SETTINGS if hasattr(args, s.name)]
-    images = draw(args.model, args.sampler, args.n, cfg, args.out_dir, args.data_dir, args.device, asked=asked)
-    with cache.atomic_path(args.out) as tmp, open(tmp, "wb") as f:
-        np.save(f, images)  # through a handle: np.save would add .npy to a bare path
+    check_output(args.out, args.n)  # before the expensive work
+    device = pick_device(args.device)
+    model, source = load_source(args.model, args.sampler, cfg, args.out_dir, args.data_dir, asked=asked)
+    with cache.atomic_path(args.out) as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(args.n, 28, 28))
+        written = 0
+        for part in draw_chunks(model, source, args.n, cfg.goals, cfg.seed, device):
+            images[written:written + len(part)] = part
+            written += len(part)
+        images.flush()
+        del images  # the memory map is closed before the file replaces --out
     budget = "all" if cfg.expert_labels is None else cfg.expert_labels
-    print(f"wrote {args.out}: {images.shape[0]} x 28 x 28 float32, {args.model} model, {args.sampler}"
+    print(f"wrote {args.out}: {args.n} x 28 x 28 float32, {args.model} model, {args.sampler}"
           + (f" from {budget} labels per goal ({datasets.class_names(cfg.dataset, cfg.goals)})"
-             if args.sampler in samplers.SAMPLERS else ""))
+             if args.sampler in samplers.names() else ""))
 
 
 if __name__ == "__main__":

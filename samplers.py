@@ -13,9 +13,12 @@ that label-free part once per trained VAE.
 """
 import math
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.sparse
+import scipy.sparse.linalg
 import torch
 import torch.nn as nn
 
@@ -23,8 +26,9 @@ import cache
 import constants
 import datasets
 import losses
-from cli import SamplerError
-from models import DiagonalGaussianPrior, GaussianMixturePrior, encode_means, encode_posteriors, hidden_features
+from errors import SamplerError
+from models import (DiagonalGaussianPrior, GaussianMixturePrior, encode_means, encode_posteriors, hidden_features,
+                    check_checkpoint_serves, decode_prior_samples, load_checkpoint)
 
 
 class DiagonalMixture(nn.Module):
@@ -115,29 +119,28 @@ def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
     return torch.cat(rows)
 
 
-def fit_unlabelled(model, train_x, neighbours=constants.GRAPH_NEIGHBOURS, components=constants.RATIO_COMPONENTS,
-                   reg_covar=constants.GMM_REG_COVAR, seed=constants.SEED):
+def fit_unlabelled(model, train_x, cfg):
     """The label-free part of the ratio and graph samplers, for one trained VAE and its training images: every
-    image's posterior (mu, logvar), the k-NN graph over the encoder's hidden features, and p_all, a GMM of the
-    posterior means."""
+    image's posterior (mu, logvar), the k-NN graph over the encoder's hidden features that the graph sampler walks,
+    and p_all, a GMM of the posterior means."""
     mu, logvar = (t.cpu() for t in encode_posteriors(model, train_x))
-    graph = neighbour_graph(hidden_features(model, train_x).cpu(), neighbours)
-    p_all = GaussianMixturePrior.fit(mu, components, "full", reg_covar, seed, n_init=1)
+    graph = neighbour_graph(hidden_features(model, train_x), cfg.graph_neighbours).cpu()
+    p_all = GaussianMixturePrior.fit(mu, cfg.ratio_components, "full", cfg.gmm_reg_covar, cfg.seed, n_init=1)
     return {"mu": mu, "logvar": logvar, "neighbours": graph, "p_all": {"kind": p_all.kind, "args": p_all.init_args()}}
 
 
 def get_unlabelled(model, checkpoint, data, cfg, models_dir, log=print):
-    """fit_unlabelled for a trained base VAE (model and its train.load_checkpoint dict), cached as
+    """fit_unlabelled for a trained base VAE (model and its models.load_checkpoint dict), cached as
     models_dir/unlabelled.pt under its identity: the base's content hash, the data, the graph and density settings,
     the code. Returns (the fit, its content hash)."""
     path = os.path.join(models_dir, "unlabelled.pt")
     identity = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
-    saved = cache.load_current(path, identity, "unlabelled", log)
-    if saved is None:
-        saved = {"identity": identity, "fit": fit_unlabelled(model, data.train_x, cfg.graph_neighbours,
-                                                             cfg.ratio_components, cfg.gmm_reg_covar, cfg.seed)}
-        cache.save_torch(saved, path)
-        log(f"unlabelled: k-NN graph and latent density of {len(data.train_x)} training images -> {path}")
+    with cache.locked(path):
+        saved = cache.load_current(path, identity, "unlabelled", log)
+        if saved is None:
+            saved = {"identity": identity, "fit": fit_unlabelled(model, data.train_x, cfg)}
+            if cache.save_cache(saved, path, "unlabelled", log):
+                log(f"unlabelled: k-NN graph and latent density of {len(data.train_x)} training images -> {path}")
     return saved["fit"], cache.content_hash(saved["fit"])
 
 
@@ -149,23 +152,26 @@ def _adjacency(neighbours):
     return ((directed + directed.T) > 0).astype(np.float64).tocsr()
 
 
-def personalised_pagerank(adjacency, seeds, restart=constants.GRAPH_RESTART, tol=1e-10, max_iter=5000):
+def personalised_pagerank(adjacency, seeds, restart=constants.GRAPH_RESTART, tol=1e-10):
     """Stationary distribution of a random walk on the graph that jumps back to a uniformly chosen seed with
     probability `restart` at each step (Zhou et al. 2004, "Learning with local and global consistency";
     Andersen, Chung & Lang 2006, "Local graph partitioning using PageRank vectors", pr(alpha, s)). Theirs uses the
     lazy walk; the plain walk with restart r gives the same vector as the lazy walk with alpha = r / (2 - r), so the
-    sweep order is the same."""
+    sweep order is the same.
+
+    The vector solves (I - (1 - r) A D^-1) pi = r s. With pi = D^(1/2) y that is the symmetric positive definite
+    system (I - (1 - r) D^(-1/2) A D^(-1/2)) y = r D^(-1/2) s, solved by conjugate gradients (Hestenes & Stiefel
+    1952) in tens of iterations where the power iteration needs thousands at a small restart probability."""
     degree = np.asarray(adjacency.sum(1)).ravel()
-    walk = scipy.sparse.diags(1.0 / degree) @ adjacency  # row-stochastic: P[u, v] = 1/deg(u) for each edge
+    scale = 1.0 / np.sqrt(degree)
+    normalised = scipy.sparse.diags(scale) @ adjacency @ scipy.sparse.diags(scale)
+    system = scipy.sparse.identity(adjacency.shape[0], format="csr") - (1 - restart) * normalised
     start = np.zeros(adjacency.shape[0])
     start[seeds] = 1.0 / len(seeds)
-    rank = start.copy()
-    for _ in range(max_iter):
-        updated = restart * start + (1 - restart) * (walk.T @ rank)
-        if np.abs(updated - rank).sum() < tol:
-            return updated
-        rank = updated
-    return rank
+    y, info = scipy.sparse.linalg.cg(system, restart * scale * start, rtol=tol, maxiter=10_000)
+    if info != 0:
+        raise SamplerError(f"personalised PageRank did not converge ({info} iterations)")
+    return y / scale
 
 
 def sweep_cut(adjacency, rank, min_size, max_size):
@@ -248,8 +254,91 @@ def fit_ratio(z_all, seeds, p_all, rounds=constants.RATIO_ROUNDS, max_components
     return sampler
 
 
-SAMPLERS = ("graph", "exemplar", "ratio", "goal-gmm", "goal-gaussian")  # best first, as measured (README)
-NEEDS_UNLABELLED = ("graph", "ratio")
+# --- the registry: a sampler is one function and one @register line -----------------------------------------
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    fit: Callable  # (model, data, cfg, labelled {goal: indices}, unlabelled fit or None) -> (sampler, info)
+    needs_unlabelled: bool  # learns from the unlabelled training images too (fit_unlabelled)
+    summary: str
+
+
+REGISTRY = {}
+
+
+def register(name, summary, needs_unlabelled=False):
+    """Add the decorated fitting function to REGISTRY under `name`: sample.py, alltests.py, the study and
+    load_sampler reach it from then on."""
+    def add(fit):
+        REGISTRY[name] = SamplerSpec(fit, needs_unlabelled, summary)
+        return fit
+    return add
+
+
+def per_goal(fit_one):
+    """A sampler fitted for each goal on its own (fit_one(model, data, cfg, seeds, unlabelled) -> (sampler, info)),
+    then mixed in equal shares (EqualMixture); infos merged per goal."""
+    def fit(model, data, cfg, labelled, unlabelled):
+        parts, info = [], {}
+        for goal, seeds in labelled.items():
+            part, part_info = fit_one(model, data, cfg, seeds, unlabelled)
+            parts.append(part)
+            for key, value in part_info.items():
+                info.setdefault(key, {})[goal] = value
+        return (parts[0] if len(parts) == 1 else EqualMixture(parts)), info
+    return fit
+
+
+@register("graph", "the goal class found among the unlabelled images by graph clustering", needs_unlabelled=True)
+@per_goal
+def fit_graph(model, data, cfg, seeds, unlabelled):
+    found = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
+                              cfg.graph_max_share)
+    # the aggregate posterior of the found images, each posterior's variance scaled by the temperature
+    mu, logvar = unlabelled["mu"][found], unlabelled["logvar"][found]
+    return DiagonalMixture(mu, cfg.graph_temperature * logvar.exp()), {"found": found}
+
+
+@register("exemplar", "the labelled images' own posteriors, mixed (a VampPrior)")
+def fit_exemplar(model, data, cfg, labelled, unlabelled):
+    # VampPrior (Tomczak & Welling 2018, "VAE with a VampPrior", eq. 9) with the labelled images as its fixed
+    # pseudo-inputs: p(z) = (1/n) sum_i q(z | x_i)
+    mu, logvar = encode_posteriors(model, data.train_x[torch.cat(list(labelled.values()))])
+    return DiagonalMixture(mu.cpu(), logvar.exp().cpu()), {}
+
+
+@register("ratio", "density ratio of a goal density to that of all latents, by rejection", needs_unlabelled=True)
+@per_goal
+def fit_ratio_sampler(model, data, cfg, seeds, unlabelled):
+    # Elkan & Noto's (2008) positive-unlabelled setting: labelled goal images versus all images
+    p_all = GaussianMixturePrior(**unlabelled["p_all"]["args"])
+    return fit_ratio(unlabelled["mu"], seeds, p_all, cfg.ratio_rounds, cfg.gmm_components, cfg.gmm_reg_covar,
+                     cfg.seed), {}
+
+
+@register("goal-gmm", "the earlier implementation's Gaussian-mixture prior, on the untouched decoder")
+def fit_goal_gmm(model, data, cfg, labelled, unlabelled):
+    latents = encode_means(model, data.train_x[torch.cat(list(labelled.values()))]).cpu()
+    return GaussianMixturePrior.fit(latents, cfg.gmm_components, cfg.gmm_covariance_type, cfg.gmm_reg_covar,
+                                    cfg.seed), {}
+
+
+@register("goal-gaussian", "the earlier implementation's goal prior N(mu_p, diag sigma_p^2), likewise")
+def fit_goal_gaussian(model, data, cfg, labelled, unlabelled):
+    # pooled over the goals, as the earlier implementation fitted it
+    return DiagonalGaussianPrior.fit(encode_means(model, data.train_x[torch.cat(list(labelled.values()))]).cpu()), {}
+
+
+def names():
+    """Every registered sampler's name, in the order they were registered."""
+    return tuple(REGISTRY)
+
+
+def spec(name):
+    """The registered sampler `name`; SamplerError naming the choices for an unknown one."""
+    if name not in REGISTRY:
+        raise SamplerError(f"unknown sampler {name!r}: choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
 
 
 def labelled_indices(data, cfg):
@@ -257,60 +346,50 @@ def labelled_indices(data, cfg):
     problem = datasets.budget_problem(data.dataset, data.train_y, cfg.goals, cfg.expert_labels)
     if problem:
         raise SamplerError(problem)
-    return {goal: datasets.goal_indices(data.train_y, [goal], cfg.expert_labels, cfg.seed) for goal in cfg.goals}
+    return {goal: datasets.goal_indices(data.train_y, [goal], cfg.expert_labels, cfg.label_draw)
+            for goal in cfg.goals}
 
 
 def fit_sampler(name, model, data, cfg, unlabelled=None):
     """Sampler `name` for the goals of `cfg` (goals, expert_labels, seed, sampler settings) on a trained ConvVAE.
 
-    Uses the expert-labelled training images (datasets.goal_indices) and, for ratio and graph, `unlabelled` from
-    fit_unlabelled (the training images' graph and latent density, no labels). Returns (sampler, info), info
+    Uses the expert-labelled training images (datasets.goal_indices) and, for samplers that need it, `unlabelled`
+    from fit_unlabelled (the training images' graph and latent density, no labels). Returns (sampler, info), info
     holding what was found (for graph: the indices of the images it took as goal images, per goal)."""
-    if name not in SAMPLERS:
-        raise SamplerError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
-    if name in NEEDS_UNLABELLED and unlabelled is None:
+    chosen = spec(name)
+    if chosen.needs_unlabelled and unlabelled is None:
         raise SamplerError(f"the {name} sampler needs fit_unlabelled's graph and density")
-    per_goal = labelled_indices(data, cfg)
-    labelled = torch.cat(list(per_goal.values()))
-    if name == "goal-gaussian":  # pooled over the goals, as the earlier implementation fitted it
-        return DiagonalGaussianPrior.fit(encode_means(model, data.train_x[labelled]).cpu()), {}
-    if name == "goal-gmm":
-        latents = encode_means(model, data.train_x[labelled]).cpu()
-        return GaussianMixturePrior.fit(latents, cfg.gmm_components, cfg.gmm_covariance_type, cfg.gmm_reg_covar,
-                                        cfg.seed), {}
-    if name == "exemplar":
-        # VampPrior (Tomczak & Welling 2018, "VAE with a VampPrior", eq. 9) with the labelled images as its fixed
-        # pseudo-inputs: p(z) = (1/n) sum_i q(z | x_i)
-        mu, logvar = encode_posteriors(model, data.train_x[labelled])
-        return DiagonalMixture(mu.cpu(), logvar.exp().cpu()), {}
-    parts, info = [], {"found": {}}
-    if name == "graph":
-        mu, logvar = unlabelled["mu"], unlabelled["logvar"]
-        for goal, seeds in per_goal.items():
-            found = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
-                                      cfg.graph_max_share)
-            info["found"][goal] = found
-            # the aggregate posterior of the found images, each posterior's variance scaled by the temperature
-            parts.append(DiagonalMixture(mu[found], cfg.graph_temperature * logvar[found].exp()))
-    else:  # ratio, with Elkan & Noto's (2008) positive-unlabelled setting: labelled goal images versus all images
-        z_all = unlabelled["mu"]
-        p_all = GaussianMixturePrior(**unlabelled["p_all"]["args"])
-        for seeds in per_goal.values():
-            parts.append(fit_ratio(z_all, seeds, p_all, cfg.ratio_rounds, cfg.gmm_components, cfg.gmm_reg_covar,
-                                   cfg.seed))
-    return (parts[0] if len(parts) == 1 else EqualMixture(parts)), info
+    sampler, info = chosen.fit(model, data, cfg, labelled_indices(data, cfg), unlabelled)
+    info["pixel_spread"] = pixel_spread(model, sampler, cfg.seed)
+    if info["pixel_spread"] < SPREAD_FLOOR:
+        info["warning"] = (f"the {name} sampler from {cfg.expert_labels} label(s) draws near-copies of one image "
+                           f"(per-pixel spread {info['pixel_spread']:.3f}, below {SPREAD_FLOOR}): expect no variety")
+    return sampler, info
 
 
-def load_sampler(name, checkpoint_path, cfg, data_dir=None, log=print):
+SPREAD_FLOOR = 0.02  # measured: goal-gaussian from 1 label 0.002, graph from 10 labels 0.09 (issue 22)
+
+
+def pixel_spread(model, sampler, seed, n=256):
+    """The mean over pixels of the standard deviation across n decoded samples: near 0 when a sampler has collapsed
+    onto one image. Its own random stream, so the caller's draws stay as they were."""
+    with losses.forked_rng(next(model.parameters()).device):
+        torch.manual_seed(seed)
+        return decode_prior_samples(model, sampler, n).std(0).mean().item()
+
+
+def load_sampler(name, checkpoint_path, cfg, data_dir=None, log=print, asked=()):
     """(model, sampler): the trained base VAE at checkpoint_path, and sampler `name` fitted from the labels `cfg`
     asks for (goals, expert_labels, seed, sampler settings), drawn from the training split that model was trained
-    on (its identity records it). The label-free part is cached beside the checkpoint (get_unlabelled).
+    on (its identity records it). `asked`: settings the user gave, which the checkpoint must have been trained with
+    (models.check_checkpoint_serves). The label-free part is cached beside the checkpoint (get_unlabelled).
 
         model, sampler = samplers.load_sampler("graph", "models/base.pt", config.RunConfig(expert_labels=10))
         images = models.decode_prior_samples(model, sampler, 16)
     """
-    import train  # training code is only needed here, to read the checkpoint
-    model, _, checkpoint = train.load_checkpoint(checkpoint_path)
+    chosen = spec(name)
+    model, _, checkpoint = load_checkpoint(checkpoint_path)
+    check_checkpoint_serves(checkpoint, "base", cfg, checkpoint_path, asked)
     split = {k: checkpoint["identity"]["settings"][k] for k in ("dataset", "validation_split", "train_images", "seed")}
     model_cfg = cfg.replace(**split).validate()
     data = datasets.load_for(model_cfg, data_dir)
@@ -318,6 +397,9 @@ def load_sampler(name, checkpoint_path, cfg, data_dir=None, log=print):
         raise SamplerError(f"{checkpoint_path} was trained on other images than the data folder holds now: "
                            f"retrain it with `python alltests.py`")
     unlabelled = None
-    if name in NEEDS_UNLABELLED:
+    if chosen.needs_unlabelled:
         unlabelled, _ = get_unlabelled(model, checkpoint, data, model_cfg, os.path.dirname(checkpoint_path), log)
-    return model, fit_sampler(name, model, data, cfg.validate(), unlabelled)[0]
+    sampler, info = fit_sampler(name, model, data, cfg.validate(), unlabelled)
+    if "warning" in info:
+        log(f"warning: {info['warning']}")
+    return model, sampler

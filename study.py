@@ -10,6 +10,7 @@ machine (one single-threaded worker per core), or joined with --address (or $DAS
 for the units it needs (a fine-tune for its base model) and stores its result under its identity in
 <out>/units/, so a killed study loses only the units in flight and a rerun recomputes exactly those.
 """
+import itertools
 import logging
 import os
 import time
@@ -26,8 +27,7 @@ import cli
 import config
 import constants
 import datasets
-import plots
-import report
+import study_report
 import samplers
 import units
 
@@ -40,6 +40,7 @@ class Unit:
     weight: int = 1  # rough cost (epochs, sources measured), for the progress bar's estimate of the time left
 
 
+DEFAULT_DESIGN = "default"  # constants.py's model settings; STUDY_DESIGNS names the others by what they change
 SIZES = {"full": {}, "medium": constants.MEDIUM_STUDY, "quick": constants.QUICK_STUDY}
 OUT_DIRS = {"full": constants.STUDY_OUT_DIR, "medium": constants.MEDIUM_STUDY_OUT_DIR,
             "quick": constants.QUICK_STUDY_OUT_DIR}
@@ -48,10 +49,10 @@ OUT_DIRS = {"full": constants.STUDY_OUT_DIR, "medium": constants.MEDIUM_STUDY_OU
 def study_settings(size="full"):
     """The study's plan: seeds, datasets, latent sizes, goal sets, label budgets, the beta grid, and the run
     settings every unit starts from (constants.py's STUDY_* values, then QUICK_STUDY or MEDIUM_STUDY)."""
-    settings = {"seeds": list(constants.STUDY_SEEDS), "datasets": list(constants.STUDY_DATASETS),
-                "latent_dims": list(constants.STUDY_LATENT_DIMS), "goal_sets": dict(constants.STUDY_GOAL_SETS),
-                "betas": list(constants.STUDY_BETAS), "label_curve": list(constants.STUDY_LABEL_CURVE),
-                "finetune_labels": list(constants.STUDY_FINETUNE_LABELS),
+    settings = {"seeds": list(constants.STUDY_SEEDS), "draws": list(constants.STUDY_DRAWS), "datasets": list(constants.STUDY_DATASETS),
+                "designs": dict(constants.STUDY_DESIGNS), "classes": list(constants.STUDY_CLASSES),
+                "goal_sets": dict(constants.STUDY_GOAL_SETS), "label_curve": list(constants.STUDY_LABEL_CURVE),
+                "few_label_samplers": list(constants.STUDY_FEW_LABEL_SAMPLERS),
                 "eval_samples": constants.STUDY_EVAL_SAMPLES, "run": {}}
     settings.update(SIZES[size])
     return settings
@@ -70,64 +71,46 @@ def plan(settings, data_dir, out_dir):
                                              "out_dir": out_dir, **spec}, tuple(deps), weight)
         return name
 
-    def evaluation(name, cfg, sources, deps, decoder=None, unlabelled=None):
-        row = {"dataset": cfg.dataset, "latent_dim": cfg.latent_dim, "seed": cfg.seed, "goals": cfg.goals}
+    def evaluation(name, cfg, design, draw, sources, deps, decoder=None, unlabelled=None):
+        row = {"dataset": cfg.dataset, "design": design, "latent_dim": cfg.latent_dim, "seed": cfg.seed,
+               "draw": draw, "goals": cfg.goals}
         add(name, units.evaluation_unit, cfg, deps + tuple(d for d in (decoder, unlabelled) if d), len(sources),
             sources=sources, row=row, has_decoder=decoder is not None, has_unlabelled=unlabelled is not None)
 
-    first_cell = (settings["datasets"][0], settings["latent_dims"][0])  # where the earlier implementation's
-    # experiment is reproduced: the beta grid, both labelled-only variants, the goal pairs' fine-tunes
     for dataset in settings["datasets"]:
         run = config.RunConfig(**{**settings["run"], "dataset": dataset, "eval_samples": settings["eval_samples"]})
         classifier = add(f"{dataset}/classifier", units.classifier_unit, run.replace(seed=constants.SEED), weight=6)
-        epochs = (run.epochs_base, run.epochs_finetune)
-        for latent_dim in settings["latent_dims"]:
-            first = (dataset, latent_dim) == first_cell
+        for design, changes in settings["designs"].items():
+            default = design == DEFAULT_DESIGN  # every measurement; another design: its decoder ceilings
             for seed in settings["seeds"]:
-                cell = f"{dataset}/z{latent_dim}/s{seed}"
-                cfg = run.replace(latent_dim=latent_dim, seed=seed)
-                base = add(f"{cell}/base", units.vae_unit, cfg, weight=epochs[0], model="base")
-                cvae = add(f"{cell}/cvae", units.vae_unit, cfg, weight=epochs[0], model="cvae")
-                unlabelled = add(f"{cell}/unlabelled", units.unlabelled_unit, cfg, (base,), 3)
-                for index, goals in enumerate(settings["goal_sets"][dataset]):
-                    main = index == 0
-                    group = f"{cell}/g{''.join(map(str, goals))}"
-                    gcfg = cfg.replace(goals=goals).validate()
-                    evaluation(f"{group}/references", gcfg, [
-                        {"method": units.CEILING, "source": "ceiling", "beta": None, "labels": None},
-                        {"method": units.BASE, "source": "standard", "beta": None, "labels": None}],
+                cell = f"{dataset}/{design.replace(' ', '-')}/s{seed}"
+                cfg = run.replace(seed=seed, **changes)
+                base = add(f"{cell}/base", units.vae_unit, cfg, weight=cfg.epochs_base, model="base")
+                for c in settings["classes"]:
+                    evaluation(f"{cell}/g{c}/references", cfg.replace(goals=[c]).validate(), design, None, [
+                        {"method": units.REAL, "source": "real", "beta": None, "labels": None},
+                        {"method": units.CEILING, "source": "ceiling", "beta": None, "labels": None}],
                         (classifier, base))
-                    evaluation(f"{group}/cvae", gcfg, [{"method": units.CVAE, "source": "cvae", "beta": None,
-                                                        "labels": "every image"}], (classifier, base), decoder=cvae)
-                    for budget in settings["label_curve"] if main else settings["finetune_labels"]:
-                        evaluation(f"{group}/samplers-n{budget_tag(budget)}", gcfg.replace(expert_labels=budget), [
-                            {"method": units.sampler_method(name), "source": name, "beta": None,
-                             "labels": budget_tag(budget)} for name in samplers.SAMPLERS],
-                            (classifier, base), unlabelled=unlabelled)
-                    # the training-time method: labelled-only KL (the GMM variant everywhere, the goal variant too in
-                    # the first cell; the goal pairs with every label, in the first cell)
-                    variants = [("gmm", units.GMM_LO)] + ([("goal", units.GOAL_LO)] if first else [])
-                    budgets = settings["finetune_labels"] if main else ([None] if first else [])
-                    for budget in budgets:
-                        for model, method in variants if main else variants[:1]:
-                            lcfg = gcfg.replace(labelled_only_kl=True, expert_labels=budget)
-                            name = add(f"{group}/{model}-labelled-only-n{budget_tag(budget)}", units.vae_unit, lcfg,
-                                       (base,), epochs[1], model=model)
-                            evaluation(f"{name}/evaluation", lcfg, [{"method": method, "source": "own-prior",
-                                                                    "beta": lcfg.beta(model),
-                                                                    "labels": budget_tag(budget)}],
-                                       (classifier, base), decoder=name)
-                    if not (main and first):
-                        continue
-                    for beta in settings["betas"]:  # the earlier implementation's fine-tuned VAEs, every label
-                        for model, method in (("goal", units.GOAL), ("gmm", units.GMM)):
-                            bcfg = gcfg.replace(beta_goal=beta, beta_gmm=beta)
-                            name = add(f"{group}/{model}-beta{beta:g}", units.vae_unit, bcfg, (base,), epochs[1],
-                                       model=model)
-                            evaluation(f"{name}/evaluation", bcfg, [
-                                {"method": method, "source": "own-prior", "beta": beta, "labels": "all"},
-                                {"method": f"{method}, N(0, I)", "source": "standard", "beta": beta, "labels": "all"}],
-                                (classifier, base), decoder=name)
+                if not default:
+                    continue
+                cvae = add(f"{cell}/cvae", units.vae_unit, cfg, weight=cfg.epochs_base, model="cvae")
+                unlabelled = add(f"{cell}/unlabelled", units.unlabelled_unit, cfg, (base,), 3)
+                for c in settings["classes"]:
+                    evaluation(f"{cell}/g{c}/cvae", cfg.replace(goals=[c]).validate(), design, None,
+                               [{"method": units.CVAE, "source": "cvae", "beta": None, "labels": "every image"}],
+                               (classifier, base), decoder=cvae)
+                goal_sets = [[c] for c in settings["classes"]] + settings["goal_sets"].get(dataset, [])
+                for goals in goal_sets:
+                    budgets = settings["label_curve"] if len(goals) == 1 else settings["label_curve"][-1:]
+                    for budget, draw in itertools.product(budgets, settings["draws"]):
+                        names = samplers.names() if budget == settings["label_curve"][-1] \
+                            else settings["few_label_samplers"]
+                        gcfg = cfg.replace(goals=goals, expert_labels=budget, label_draw=draw).validate()
+                        evaluation(f"{cell}/g{''.join(map(str, goals))}/samplers-n{budget_tag(budget)}-d{draw}",
+                                   gcfg, design, draw, [{"method": units.sampler_method(name), "source": name,
+                                                         "beta": None, "labels": budget_tag(budget)}
+                                                        for name in names],
+                                   (classifier, base), unlabelled=unlabelled)
     return plan_units
 
 
@@ -204,9 +187,9 @@ def run_units(plan_units, client, progress=True):
 
 # --- gathering ----------------------------------------------------------------------------------
 
-METRICS = ("target_rate", "precision", "recall", "density", "coverage", "fd_goal", "fd_test", "diversity",
-           "mean_confidence")
-GROUP = ("dataset", "latent_dim", "goals", "method", "beta", "labels")
+METRICS = ("target_rate", "precision", "recall", "density", "coverage", "precision_real", "recall_real",
+           "coverage_real", "fd_goal", "fd_test", "diversity", "mean_confidence")
+GROUP = ("dataset", "design", "latent_dim", "goals", "method", "beta", "labels")
 
 
 def summarise(rows):
@@ -217,7 +200,8 @@ def summarise(rows):
     summary = []
     for key, members in groups.items():
         entry = dict(zip(GROUP, key))
-        entry.update(goals=list(entry["goals"]), seeds=[m["seed"] for m in members], source=members[0]["source"])
+        entry.update(goals=list(entry["goals"]), seeds=sorted({m["seed"] for m in members}),
+                     draws=[m["draw"] for m in members], source=members[0]["source"])
         values = {k: [m[k] for m in members] for k in METRICS}
         values.update({f"rate_{g}": [m["goal_rates"][str(g)] for m in members] for g in entry["goals"]})
         values.update({f"share_{k}": [m["class_histogram"][k] for m in members] for k in range(10)})
@@ -294,12 +278,12 @@ def main(argv=None):
              "failed": failed, "failed_sources": failed_sources}
     if failed:  # what finished is written (marked by "failed"), never into the README, then the one-line error
         partial = os.path.join(out_dir, "figures")
-        report.write_study(study, partial)
+        study_report.write_study(study, partial)
         first = sorted(failed)[0]
         raise cli.TrainingError(f"{len(failed)} of {len(plan_units)} study units failed (the first, {first}: "
                                 f"{failed[first]}; see {os.path.join(out_dir, 'logs', first)}.log); the finished ones "
                                 f"are in {partial}/ and kept, so a rerun does only the rest")
-    report.write_study(study, figures_dir, update_readme=default_full)
+    study_report.write_study(study, figures_dir, update_readme=default_full)
     print(f"study: {computed} units computed, {len(plan_units) - computed} reused; figures and numbers in "
           f"{figures_dir}/ ({study['wall_seconds'] / 60:.1f} min)")
 

@@ -20,54 +20,20 @@ import config
 import constants
 import datasets
 import losses
-from cli import CheckpointError, TrainingError
 from config import ConfigError
-from models import (ARCHITECTURES, PRIORS, ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior,
-                    StandardNormalPrior, encode_means, is_conditional, pick_device)
+from errors import CheckpointError, TrainingError
+from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
+                    encode_means, is_conditional, model_from_checkpoint, pick_device,
+                    save_checkpoint)
 
 MODEL_NAMES = ("base", "goal", "gmm")  # the earlier implementation's three VAEs
 TRAINABLE_MODELS = config.VAES  # plus the conditional VAE, the fully labelled reference
-CHECKPOINT_FORMAT = 2
 
 
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def forked_rng(device):
-    """Draws inside do not disturb the training stream (CPU and, when used, the CUDA device)."""
-    devices = [device] if device.type == "cuda" else []
-    return torch.random.fork_rng(devices=devices)
-
-
-@torch.inference_mode()
-def per_image_terms(model, prior, images, seed=constants.SEED, batch_size=1000, labels=None, kl_mask=None):
-    """(recon [N], kl [N]) of the objective for each image, with fixed noise: the reparameterised z and
-    the GMM's Monte Carlo KL are random, and epochs (and models) should be compared like with like.
-
-    labels: fed to a ConditionalVAE; kl_mask: the labelled-only-KL variant (losses.labelled_only_kl)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    recon, kl = [], []
-    with forked_rng(device):
-        torch.manual_seed(seed)
-        for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].to(device)
-            x_hat, mu, logvar = model(x) if labels is None else model(x, labels[i:i + batch_size].to(device))
-            recon.append(losses.reconstruction_loss(x_hat, x))
-            mask = None if kl_mask is None else kl_mask[i:i + batch_size].to(device)
-            kl.append(losses.kl_term(prior, mu, logvar, mask))
-    model.train(was_training)
-    return torch.cat(recon).double().cpu(), torch.cat(kl).double().cpu()
-
-
-def evaluate_objective(model, prior, images, beta, seed=constants.SEED, labels=None, kl_mask=None):
-    """Mean loss = recon + beta * kl, with its two parts, on `images` (see per_image_terms)."""
-    recon, kl = (t.mean().item() for t in per_image_terms(model, prior, images, seed, labels=labels, kl_mask=kl_mask))
-    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
 def make_schedule(optimizer, schedule, lr, warmup, total_steps, lr_patience):
@@ -79,22 +45,22 @@ def make_schedule(optimizer, schedule, lr, warmup, total_steps, lr_patience):
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience), False
 
 
-def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATCH_SIZE, lr=constants.LEARNING_RATE,
-        lr_schedule=constants.LR_SCHEDULE, warmup=constants.WARMUP, patience=constants.PATIENCE,
-        lr_patience=constants.LR_PATIENCE, grad_clip=constants.GRAD_CLIP, seed=constants.SEED,
-        channels_last=constants.CHANNELS_LAST, desc="train", progress=True, train_labels=None, val_labels=None,
-        train_kl_mask=None, val_kl_mask=None, on_epoch=None):
+def fit(model, prior, train_x, val_x, cfg, *, beta, epochs, desc="train", progress=True, train_labels=None,
+        val_labels=None, train_kl_mask=None, val_kl_mask=None, on_epoch=None):
     """Minimise recon + beta * KL(q(z|x) || prior) with Adam; early-stop on the same objective on val_x.
 
-    train/val_labels: the class labels a ConditionalVAE is fed; train/val_kl_mask: the labelled-only-KL variant
-    (True: KL to `prior`, False: KL to N(0, I)). on_epoch(entry): called after each epoch's validation; a true
-    return value stops training. The model ends with its best-validation weights. Returns the per-epoch history.
+    cfg: the run's settings (batch_size, lr, lr_schedule, warmup, patience, lr_patience, grad_clip, seed,
+    channels_last); beta and epochs differ between a base run and a fine-tune, so they are given. train/val_labels:
+    the class labels a ConditionalVAE is fed; train/val_kl_mask: the labelled-only-KL variant (True: KL to `prior`,
+    False: KL to N(0, I)). on_epoch(entry): called after each epoch's validation; a true return value stops
+    training. The model ends with its best-validation weights. Returns the per-epoch history.
     """
     started = time.perf_counter()
     device = next(model.parameters()).device
     prior = prior.to(device)
+    seed, batch_size = cfg.seed, cfg.batch_size
     seed_everything(seed)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=layout)
     train_x = train_x.to(device).contiguous(memory_format=layout)
     val_x = val_x.to(device).contiguous(memory_format=layout)
@@ -102,38 +68,43 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
     train_labels, val_labels = to_device(train_labels), to_device(val_labels)
     train_kl_mask, val_kl_mask = to_device(train_kl_mask), to_device(val_kl_mask)
     # the fused kernel does the same Adam update in one pass over the parameters (measured faster on CPU)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda") or None)
     shuffle = torch.Generator().manual_seed(seed)
     n, n_batches = len(train_x), math.ceil(len(train_x) / batch_size)
-    scheduler, per_batch = make_schedule(optimizer, lr_schedule, lr, warmup, epochs * n_batches, lr_patience)
+    scheduler, per_batch = make_schedule(optimizer, cfg.lr_schedule, cfg.lr, cfg.warmup, epochs * n_batches,
+                                         cfg.lr_patience)
     best_loss, best_state, epochs_without_gain, history = math.inf, None, 0, []
 
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
         sums = torch.zeros(3, device=device)  # summed on device: no per-step .item() sync
+        # the first step whose loss was not finite, kept on the device and read once per epoch: a check per step
+        # would wait for the device at every step (on a GPU, the launch queue drains each time)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
         bar = tqdm(range(n_batches), desc=f"{desc} epoch {epoch}/{epochs}", leave=False, disable=not progress,
                    mininterval=1.0)
         for step in bar:
             idx = order[step * batch_size:(step + 1) * batch_size]
             xb = train_x[idx]
-            x_hat, mu, logvar = model(xb) if train_labels is None else model(xb, train_labels[idx])
-            loss, recon, kl = losses.vae_loss(xb, x_hat, mu, logvar, prior, beta,
-                                              None if train_kl_mask is None else train_kl_mask[idx])
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{desc}: loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
-                                    f"no checkpoint was written (try a smaller learning rate or beta)")
+            logits, mu, logvar = model(xb) if train_labels is None else model(xb, train_labels[idx])
+            loss, recon, kl = losses.vae_loss(xb, logits, mu, logvar, prior, beta,
+                                              None if train_kl_mask is None else train_kl_mask[idx], model.likelihood)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             if per_batch:
                 scheduler.step()
             sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]) * len(xb)
             if progress and step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.2f}", recon=f"{recon.item():.2f}", kl=f"{kl.item():.2f}")
+        if first_bad.item() >= 0:
+            raise TrainingError(f"{desc}: the loss stopped being finite at epoch {epoch}, step {first_bad.item() + 1}; "
+                                f"no checkpoint was written (try a smaller learning rate or beta)")
         train_loss, train_recon, train_kl = (sums / n).tolist()
-        val = evaluate_objective(model, prior, val_x, beta, seed, labels=val_labels, kl_mask=val_kl_mask)
+        val = losses.objective(model, prior, val_x, beta, seed, labels=val_labels, kl_mask=val_kl_mask)
         if not math.isfinite(val["loss"]):
             raise TrainingError(f"{desc}: validation loss became {val['loss']} at epoch {epoch}; "
                                 f"no checkpoint was written (try a smaller learning rate or beta)")
@@ -150,7 +121,7 @@ def fit(model, prior, train_x, val_x, *, beta, epochs, batch_size=constants.BATC
             best_loss, best_state, epochs_without_gain = val["loss"], copy.deepcopy(model.state_dict()), 0
         else:
             epochs_without_gain += 1
-        if epochs_without_gain >= patience or (on_epoch is not None and on_epoch(entry)):
+        if epochs_without_gain >= cfg.patience or (on_epoch is not None and on_epoch(entry)):
             break
     model.load_state_dict(best_state)
     model.to(memory_format=torch.contiguous_format)
@@ -168,59 +139,6 @@ def checkpoint_path(models_dir, name):
     return os.path.join(models_dir, f"{name}.pt")
 
 
-def checkpoint_content(model, prior):
-    """What a checkpoint computes: its weights and its prior. Its hash is what children record as their parent."""
-    return {"architecture": architecture_of(model), "state_dict": model.state_dict(),
-            "prior": {"kind": prior.kind, "args": prior.init_args()}}
-
-
-def architecture_of(model):
-    return {"class": type(model).__name__, "latent_dim": model.latent_dim,
-            "logvar_min": model.logvar_min, "logvar_max": model.logvar_max}
-
-
-def save_checkpoint(path, model, prior, identity, history):
-    """Write the checkpoint atomically and return what was written."""
-    content = checkpoint_content(model, prior)
-    checkpoint = {"format": CHECKPOINT_FORMAT, **content, "identity": identity, "history": history,
-                  "content_hash": cache.content_hash(content)}
-    cache.save_torch(checkpoint, path)
-    return checkpoint
-
-
-def load_checkpoint(path, device="cpu"):
-    """(model, prior, checkpoint dict) from a file written by save_checkpoint; tensors only, no pickled code."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}: train one with `python train.py --model "
-                              f"{os.path.splitext(os.path.basename(path))[0]}`") from None
-    except Exception as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} is not a safe Biased VAE checkpoint ({first_line[:200]})") from None
-    return model_from_checkpoint(checkpoint, path, device)
-
-
-def model_from_checkpoint(checkpoint, path, device="cpu"):
-    """(model, prior, checkpoint) from a loaded checkpoint dict; CheckpointError when it is not one of ours."""
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a Biased VAE checkpoint (format {CHECKPOINT_FORMAT})")
-    arch = checkpoint.get("architecture", {})
-    if arch.get("class") not in ARCHITECTURES:
-        raise CheckpointError(f"{path} holds a {arch.get('class')!r} model, not one of {', '.join(ARCHITECTURES)}")
-    try:
-        model = ARCHITECTURES[arch["class"]](latent_dim=arch["latent_dim"], logvar_min=arch["logvar_min"],
-                                             logvar_max=arch["logvar_max"])
-        model.load_state_dict(checkpoint["state_dict"])
-        prior = PRIORS[checkpoint["prior"]["kind"]](**checkpoint["prior"]["args"])
-    except Exception as error:
-        raise CheckpointError(f"{path} does not match this code's architecture "
-                              f"({str(error).strip().splitlines()[0][:200]})") from None
-    # the hash is recomputed from what was loaded, so a file edited by hand cannot pass for its parent's child
-    checkpoint["content_hash"] = cache.content_hash(checkpoint_content(model, prior))
-    return model.to(device), prior.to(device), checkpoint
-
-
 # --- the runs ----------------------------------------------------------------------------------
 
 def labelled_kl_masks(cfg, data):
@@ -233,7 +151,7 @@ def labelled_kl_masks(cfg, data):
     masks = []
     for labels, budget in ((data.train_y, cfg.expert_labels), (data.val_y, val_budget)):
         mask = torch.zeros(len(labels), dtype=torch.bool)
-        mask[datasets.goal_indices(labels, cfg.goals, budget, cfg.seed)] = True
+        mask[datasets.goal_indices(labels, cfg.goals, budget, cfg.label_draw)] = True
         masks.append(mask)
     return masks
 
@@ -254,7 +172,7 @@ def fit_prior(name, base_model, data, cfg):
     """The prior of run `name`: N(0, I) for base and cvae; fitted to the base model's goal latents otherwise."""
     if name in ("base", "cvae"):
         return StandardNormalPrior(cfg.latent_dim)
-    latents = goal_latents(base_model, data, cfg.goals, cfg.expert_labels, cfg.seed).cpu()
+    latents = goal_latents(base_model, data, cfg.goals, cfg.expert_labels, cfg.label_draw).cpu()
     if name == "goal":
         return DiagonalGaussianPrior.fit(latents)
     return GaussianMixturePrior.fit(latents, cfg.gmm_components, cfg.gmm_covariance_type, cfg.gmm_reg_covar,
@@ -272,7 +190,8 @@ def train_run(name, cfg, data, device, base=None, progress=True, desc=None, on_e
     if name in ("base", "cvae"):
         seed_everything(cfg.seed)
         architecture = ConvVAE if name == "base" else ConditionalVAE
-        model = architecture(cfg.latent_dim, logvar_min=cfg.logvar_min, logvar_max=cfg.logvar_max).to(device)
+        model = architecture(cfg.latent_dim, cfg.arch, cfg.likelihood, cfg.hidden, cfg.logvar_min,
+                             cfg.logvar_max).to(device)
         base_model = None
     else:
         base_model = base[0]
@@ -280,11 +199,9 @@ def train_run(name, cfg, data, device, base=None, progress=True, desc=None, on_e
     prior = fit_prior(name, base_model, data, cfg)
     labels = (data.train_y, data.val_y) if is_conditional(model) else (None, None)
     masks = labelled_kl_masks(cfg, data) if name in config.FINETUNED and cfg.labelled_only_kl else (None, None)
-    history = fit(model, prior, data.train_x, data.val_x, beta=cfg.beta(name), epochs=cfg.epochs(name),
-                  batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, warmup=cfg.warmup,
-                  patience=cfg.patience, lr_patience=cfg.lr_patience, grad_clip=cfg.grad_clip, seed=cfg.seed,
-                  channels_last=cfg.channels_last, desc=desc or name, progress=progress, train_labels=labels[0],
-                  val_labels=labels[1], train_kl_mask=masks[0], val_kl_mask=masks[1], on_epoch=on_epoch)
+    history = fit(model, prior, data.train_x, data.val_x, cfg, beta=cfg.beta(name), epochs=cfg.epochs(name),
+                  desc=desc or name, progress=progress, train_labels=labels[0], val_labels=labels[1],
+                  train_kl_mask=masks[0], val_kl_mask=masks[1], on_epoch=on_epoch)
     return model, prior.to(device), history
 
 
@@ -316,11 +233,12 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
         if name in config.FINETUNED else None
     path = checkpoint_path(models_dir, checkpoint_name(name, cfg))
     identity = run_identity(name, cfg, data, base[2] if base else None)
-    found = None if retrain else reuse_checkpoint(path, identity, device, log, name)
-    if found:
-        return found
-    model, prior, history = train_run(name, cfg, data, device, base, progress, desc=checkpoint_name(name, cfg))
-    checkpoint = save_checkpoint(path, model, prior, identity, history)
+    with cache.locked(path):  # another run on the same folder waits here, then reuses what this one trains
+        found = None if retrain else reuse_checkpoint(path, identity, device, log, name)
+        if found:
+            return found
+        model, prior, history = train_run(name, cfg, data, device, base, progress, desc=checkpoint_name(name, cfg))
+        checkpoint = save_checkpoint(path, model, prior, identity, history)
     best = min(history, key=lambda h: h["val_loss"])
     log(f"{name}: best val loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, kl {best['val_kl']:.3f}) "
         f"at epoch {best['epoch']} -> {path}")
@@ -344,9 +262,11 @@ def main(argv=None):
     if args.model not in TRAINABLE_MODELS:
         raise ConfigError(f"unknown model {args.model!r}: choose one of {', '.join(TRAINABLE_MODELS)}")
     cfg = config.config_from_args(args)
+    models_dir = models_dir_for(args.out_dir, cfg.dataset)
+    cache.check_writable_folder(models_dir, "the checkpoint folder (--out-dir)")  # before the expensive work
     device = pick_device(args.device)
     data = datasets.load_for(cfg, args.data_dir)
-    get_model(args.model, cfg, data, device, models_dir_for(args.out_dir, cfg.dataset), retrain=args.retrain)
+    get_model(args.model, cfg, data, device, models_dir, retrain=args.retrain)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import cache
 import config
 import datasets
 import evaluate
+import models
 import samplers
 import train
 from classifier import ImageClassifier, get_classifier
 from models import StandardNormalPrior, cycled_labels
 
-CEILING, BASE, CVAE = "decoder ceiling", "base, N(0, I)", "CVAE"
-GOAL, GMM = "goal VAE", "GMM VAE"
-GOAL_LO, GMM_LO = "goal VAE, labelled-only KL", "GMM VAE, labelled-only KL"
+REAL, CEILING, CVAE = "real goal images", "decoder ceiling", "CVAE"  # the study's method names
 
 
 def sampler_method(name):
@@ -84,7 +83,7 @@ def vae_unit(spec, base=None):
     with unit_log(spec) as log:
         cfg, name = config_of(spec), spec["model"]
         data = splits_for(cfg, spec["data_dir"])
-        parent = train.load_checkpoint(base["path"]) if base else None
+        parent = models.load_checkpoint(base["path"]) if base else None
         ident = train.run_identity(name, cfg, data, parent[2] if parent else None)
         path = unit_path(spec, "vae", ident, ".pt")
         found = train.reuse_checkpoint(path, ident, torch.device("cpu"), log, spec["name"])
@@ -92,7 +91,7 @@ def vae_unit(spec, base=None):
         if found is None:
             started = time.perf_counter()
             model, prior, history = train.train_run(name, cfg, data, torch.device("cpu"), parent, progress=False)
-            found = (model, prior, train.save_checkpoint(path, model, prior, ident, history))
+            found = (model, prior, models.save_checkpoint(path, model, prior, ident, history))
             log(f"trained in {time.perf_counter() - started:.0f} s -> {path}")
         history = found[2]["history"]
         return {"path": path, "hash": found[2]["content_hash"], "epochs": len(history),
@@ -104,7 +103,7 @@ def unlabelled_unit(spec, base):
     with unit_log(spec) as log:
         cfg = config_of(spec)
         data = splits_for(cfg, spec["data_dir"])
-        model, _, checkpoint = train.load_checkpoint(base["path"])
+        model, _, checkpoint = models.load_checkpoint(base["path"])
         ident = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
         folder = unit_path(spec, "unlabelled", ident, "")  # a folder per identity: get_unlabelled names the file
         path = os.path.join(folder, "unlabelled.pt")
@@ -114,9 +113,11 @@ def unlabelled_unit(spec, base):
 
 
 def _load_classifier(result):
+    """(classifier, the content hash of what was read): rehashed from the file, not taken from the result."""
+    state = cache.load_tensors(result["path"])["state_dict"]
     classifier = ImageClassifier()
-    classifier.load_state_dict(torch.load(result["path"], map_location="cpu", weights_only=True)["state_dict"])
-    return classifier.eval()
+    classifier.load_state_dict(state)
+    return classifier.eval(), cache.content_hash(state)
 
 
 def evaluation_unit(spec, classifier, base, *optional):
@@ -124,16 +125,22 @@ def evaluation_unit(spec, classifier, base, *optional):
     {"method", "source": ceiling | standard | own-prior | cvae | <sampler name>, "beta", "labels"}. The decoder
     is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
     unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the
-    base's (evaluate.References). Returns {"rows", "cached"}."""
+    base's (evaluate.References). Every parent is read and rehashed here, so its identity names what was read, not
+    what another unit said it wrote. Returns {"rows", "cached"}."""
     optional = list(optional)
     decoder = optional.pop(0) if spec["has_decoder"] else None
     unlabelled = optional.pop(0) if spec["has_unlabelled"] else None
     with unit_log(spec) as log:
         cfg = config_of(spec)
         data = splits_for(cfg, spec["data_dir"])
-        parents = {"classifier": classifier["hash"], "base": base["hash"]}
-        parents.update({"decoder": decoder["hash"]} if decoder else {})
-        parents.update({"unlabelled": unlabelled["hash"]} if unlabelled else {})
+        judge, judge_hash = _load_classifier(classifier)
+        base_model, _, base_checkpoint = models.load_checkpoint(base["path"])
+        model, own_prior, decoder_checkpoint = models.load_checkpoint(decoder["path"]) if decoder \
+            else (base_model, None, None)
+        fit = cache.load_tensors(unlabelled["path"])["fit"] if unlabelled else None
+        parents = {"classifier": judge_hash, "base": base_checkpoint["content_hash"]}
+        parents.update({"decoder": decoder_checkpoint["content_hash"]} if decoder else {})
+        parents.update({"unlabelled": cache.content_hash(fit)} if unlabelled else {})
         ident = cache.identity("evaluation", cfg, data.fingerprint, parents, {"sources": spec["sources"]})
         path = unit_path(spec, "evaluation", ident, ".json")
         saved = cache.read_json(path)
@@ -141,17 +148,13 @@ def evaluation_unit(spec, classifier, base, *optional):
             log(f"reusing {path}")
             return {"rows": saved["rows"], "cached": True}
         started = time.perf_counter()
-        judge = _load_classifier(classifier)
-        base_model = train.load_checkpoint(base["path"])[0]
-        model, own_prior, _ = train.load_checkpoint(decoder["path"]) if decoder else (base_model, None, None)
-        fit = torch.load(unlabelled["path"], map_location="cpu", weights_only=True)["fit"] if unlabelled else None
         refs = evaluate.References(judge, data, cfg.goals, base_model)
-        ceiling = evaluate.reference_rows(refs, cfg.prdc_neighbours)[2]
+        references = dict(zip(("all", "real", "ceiling"), evaluate.reference_rows(refs, cfg.prdc_neighbours)))
         rows = []
         for source in spec["sources"]:
             info, labels = {}, None
-            if source["source"] == "ceiling":
-                metrics = {k: v for k, v in ceiling.items() if k not in ("model", "source")}
+            if source["source"] in ("real", "ceiling"):
+                metrics = {k: v for k, v in references[source["source"]].items() if k not in ("model", "source")}
             else:
                 if source["source"] == "standard":
                     prior = StandardNormalPrior(model.latent_dim)
@@ -163,8 +166,7 @@ def evaluation_unit(spec, classifier, base, *optional):
                     prior, info = samplers.fit_sampler(source["source"], model, data, cfg, fit)
                 metrics = evaluate.measure_source(model, prior, judge, refs, cfg.eval_samples, cfg.seed,
                                                   cfg.prdc_neighbours, labels)[0]
-            found = {str(g): {"images": len(idx), "purity": (data.train_y[idx] == g).double().mean().item()}
-                     for g, idx in info.get("found", {}).items()}
+            found = evaluate.discovery(info, data.train_y)
             rows.append({**spec["row"], **source, **metrics, **({"found": found} if found else {})})
         cache.write_json(path, {"identity": ident, "rows": rows, "seconds": time.perf_counter() - started})
         log(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s -> {path}")

@@ -12,6 +12,8 @@ import cache
 import config
 import constants
 import datasets
+import losses
+import models
 import train
 import units
 from conftest import ROOT
@@ -44,7 +46,7 @@ def test_every_setting_is_declared_once_with_a_default_a_flag_and_a_check():
         assert s.flag == "--" + s.name.replace("_", "-")
 
 
-BAD_VALUES = {"dataset": "cifar", "validation_split": 1.5, "train_images": 0, "seed": -1, "latent_dim": 0,
+BAD_VALUES = {"arch": "mlp", "likelihood": "laplace", "hidden": 0, "label_draw": -1, "dataset": "cifar", "validation_split": 1.5, "train_images": 0, "seed": -1, "latent_dim": 0,
               "logvar_min": float("nan"), "logvar_max": float("inf"), "goals": [], "expert_labels": 0,
               "labelled_only_kl": "yes", "beta_base": -1.0, "beta_goal": float("nan"), "beta_gmm": -0.5,
               "gmm_components": 0, "gmm_covariance_type": "banded", "gmm_reg_covar": 0.0, "gmm_kl_samples": 0,
@@ -74,6 +76,7 @@ def test_flags_are_derived_from_the_declaration_and_all_means_every_label():
 @pytest.mark.parametrize("setting", config.SETTINGS, ids=lambda s: s.name)
 def test_a_setting_changes_the_identity_of_exactly_the_artefacts_it_affects(setting):
     changed_value = {"dataset": "fashion-mnist", "goals": [3], "expert_labels": 7, "labelled_only_kl": True,
+                     "arch": "resnet", "likelihood": "gaussian",
                      "gmm_covariance_type": "diag", "lr_schedule": "plateau", "channels_last": False,
                      "train_images": 1234}.get(setting.name)
     default = config.RunConfig()
@@ -136,7 +139,9 @@ def test_an_edit_to_the_model_code_changes_a_checkpoints_identity_and_a_comment_
     assert as_is == cache.code_fingerprint("base")
     assert fingerprint_in_copy(tmp_path, lambda s: s + "\n# a comment\n") == as_is
     assert fingerprint_in_copy(tmp_path, lambda s: s.replace('"""The convolutional VAE', '"""A convolutional VAE')) == as_is
-    assert fingerprint_in_copy(tmp_path, lambda s: s.replace("hidden=128", "hidden=129")) != as_is
+    edit = "nn.Conv2d(1, 16, 4, stride=2, padding=1)"
+    assert edit in open(os.path.join(ROOT, "models.py")).read()
+    assert fingerprint_in_copy(tmp_path, lambda s: s.replace(edit, edit.replace("16, 4", "16, 3"))) != as_is
 
 
 def test_a_process_whose_loaded_code_was_edited_refuses_to_fingerprint_it(tmp_path):
@@ -172,7 +177,7 @@ def test_a_retrained_base_invalidates_its_fine_tunes_and_samplers(tiny_data, tmp
     import samplers
     cfg = tiny_config()
     goal = train.get_model("goal", cfg, tiny_data, DEVICE, str(tmp_path), log=lambda _: None, progress=False)
-    base = train.load_checkpoint(str(tmp_path / "base.pt"))
+    base = models.load_checkpoint(str(tmp_path / "base.pt"))
     samplers.get_unlabelled(base[0], base[2], tiny_data, cfg, str(tmp_path), log=lambda _: None)
     # the base is retrained (a changed base-only setting): its children name the old base as parent
     train.get_model("base", cfg.replace(beta_base=2.0), tiny_data, DEVICE, str(tmp_path), log=lambda _: None,
@@ -182,7 +187,7 @@ def test_a_retrained_base_invalidates_its_fine_tunes_and_samplers(tiny_data, tmp
                                progress=False)
     assert any("goal:" in line and "parent base" in line for line in logs), logs
     assert new_goal[2]["identity"]["parents"]["base"] != goal[2]["identity"]["parents"]["base"]
-    base = train.load_checkpoint(str(tmp_path / "base.pt"))
+    base = models.load_checkpoint(str(tmp_path / "base.pt"))
     logs.clear()
     samplers.get_unlabelled(base[0], base[2], tiny_data, cfg.replace(beta_base=2.0), str(tmp_path), log=logs.append)
     assert any("unlabelled:" in line and "parent base" in line for line in logs), logs
@@ -237,21 +242,21 @@ def test_early_stopping_stops_after_patience_epochs_without_a_better_loss(tiny_d
     """A learning rate of 1e-12 leaves the weights (and so the fixed-noise validation loss) unchanged: the loop
     must stop after `patience` epochs without a gain, not run all ten."""
     model = ConvVAE(2)
-    history = train.fit(model, StandardNormalPrior(2), tiny_data.train_x, tiny_data.val_x, beta=1.0, epochs=10,
-                        lr=1e-12, patience=2, batch_size=100, progress=False)
+    history = train.fit(model, StandardNormalPrior(2), tiny_data.train_x, tiny_data.val_x,
+                        config.RunConfig(lr=1e-12, patience=2, batch_size=100), beta=1.0, epochs=10, progress=False)
     assert len(history) == 3
-    assert train.evaluate_objective(model, StandardNormalPrior(2), tiny_data.val_x, 1.0)["loss"] == \
+    assert losses.objective(model, StandardNormalPrior(2), tiny_data.val_x, 1.0, constants.SEED)["loss"] == \
         pytest.approx(history[0]["val_loss"], rel=1e-6)
 
 
 def test_fit_keeps_the_best_weights_on_its_own_objective(tiny_data):
     model = ConvVAE(2)
     prior = DiagonalGaussianPrior(torch.ones(2), torch.full((2,), 0.2))
-    history = train.fit(model, prior, tiny_data.train_x, tiny_data.val_x, beta=1.0, epochs=3, batch_size=64,
-                        progress=False)
-    again = train.evaluate_objective(model, prior, tiny_data.val_x, beta=1.0)
+    history = train.fit(model, prior, tiny_data.train_x, tiny_data.val_x, config.RunConfig(batch_size=64), beta=1.0,
+                        epochs=3, progress=False)
+    again = losses.objective(model, prior, tiny_data.val_x, 1.0, constants.SEED)
     assert again["loss"] == pytest.approx(min(h["val_loss"] for h in history), rel=1e-5)
-    standard = train.evaluate_objective(model, StandardNormalPrior(2), tiny_data.val_x, beta=1.0)
+    standard = losses.objective(model, StandardNormalPrior(2), tiny_data.val_x, 1.0, constants.SEED)
     assert standard["kl"] != pytest.approx(again["kl"], rel=1e-3)
 
 

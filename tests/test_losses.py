@@ -1,7 +1,7 @@
 """Each KL term against torch.distributions, and the reconstruction term against its definition."""
 import pytest
 import torch
-from torch.distributions import Independent, Normal, kl_divergence
+from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 import losses
 from models import DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior
@@ -16,10 +16,30 @@ def diag_normal(mu, var):
     return Independent(Normal(mu, var.sqrt()), 1)
 
 
-def test_reconstruction_is_pixel_sum_of_squares_per_image():
-    x, x_hat = torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
-    expected = torch.stack([((a - b) ** 2).sum() for a, b in zip(x, x_hat)])
-    torch.testing.assert_close(losses.reconstruction_loss(x_hat, x), expected)
+def test_gaussian_reconstruction_is_pixel_sum_of_squares_of_the_image_per_image():
+    x, logits = torch.rand(5, 1, 28, 28), torch.randn(5, 1, 28, 28) * 3
+    expected = torch.stack([((a - torch.sigmoid(b)) ** 2).sum() for a, b in zip(x, logits)])
+    torch.testing.assert_close(losses.reconstruction_loss(logits, x, "gaussian"), expected)
+
+
+def test_bernoulli_reconstruction_is_the_negative_log_likelihood_per_image():
+    """-sum x log p + (1 - x) log(1 - p), p = sigmoid(logits), written out in float64; on binary images it is
+    torch.distributions.Bernoulli's negative log-probability, and large logits stay finite (the logits path)."""
+    x, logits = torch.rand(5, 1, 28, 28), torch.randn(5, 1, 28, 28) * 3
+    p = torch.sigmoid(logits.double())
+    expected = -(x.double() * p.log() + (1 - x.double()) * (1 - p).log()).flatten(1).sum(1)
+    torch.testing.assert_close(losses.reconstruction_loss(logits, x, "bernoulli").double(), expected, rtol=1e-5,
+                               atol=1e-3)
+    binary = (x > 0.5).float()
+    reference = -Bernoulli(logits=logits).log_prob(binary).flatten(1).sum(1)
+    torch.testing.assert_close(losses.reconstruction_loss(logits, binary, "bernoulli"), reference)
+    extreme = losses.reconstruction_loss(torch.full((1, 1, 28, 28), 80.0), torch.zeros(1, 1, 28, 28), "bernoulli")
+    assert extreme.item() == pytest.approx(80.0 * 784, rel=1e-4)  # log(1 + e^80) per pixel, not inf
+
+
+def test_an_unknown_likelihood_is_an_error():
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        losses.reconstruction_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "laplace")
 
 
 def test_standard_normal_kl_matches_torch_distributions():
@@ -133,10 +153,12 @@ def test_gradients_reach_mu_and_logvar(prior):
 
 
 def test_vae_loss_is_recon_plus_beta_kl():
-    x, x_hat = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    x, logits = torch.rand(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
     mu, logvar = posterior(4, 3)
-    total, recon, kl = losses.vae_loss(x, x_hat, mu, logvar, StandardNormalPrior(3), beta=2.5)
-    torch.testing.assert_close(total, recon + 2.5 * kl)
+    for likelihood in ("gaussian", "bernoulli"):
+        total, recon, kl = losses.vae_loss(x, logits, mu, logvar, StandardNormalPrior(3), 2.5, None, likelihood)
+        torch.testing.assert_close(total, recon + 2.5 * kl)
+        torch.testing.assert_close(recon, losses.reconstruction_loss(logits, x, likelihood).mean())
     torch.testing.assert_close(kl, losses.kl_standard_normal(mu, logvar).mean())
 
 
@@ -147,7 +169,7 @@ def test_labelled_only_kl_picks_the_goal_prior_on_labelled_images_and_n01_elsewh
     kl = losses.labelled_only_kl(goal, mu, logvar, mask)
     torch.testing.assert_close(kl[mask], goal.kl(mu, logvar)[mask])
     torch.testing.assert_close(kl[~mask], losses.kl_standard_normal(mu, logvar)[~mask])
-    x, x_hat = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
-    total, recon, kl_mean = losses.vae_loss(x, x_hat, mu, logvar, goal, 0.5, kl_mask=mask)
+    x, logits = torch.rand(6, 1, 28, 28), torch.randn(6, 1, 28, 28)
+    total, recon, kl_mean = losses.vae_loss(x, logits, mu, logvar, goal, 0.5, kl_mask=mask)
     torch.testing.assert_close(kl_mean, kl.mean())
     torch.testing.assert_close(total, recon + 0.5 * kl.mean())

@@ -6,7 +6,9 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 import config
+import constants
 import losses
+import models
 import train
 from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
                     SubPixelConvTranspose2d, cycled_labels, decode_prior_samples, pick_device)
@@ -16,9 +18,10 @@ from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixt
 def test_vae_shapes_and_pixel_range(latent_dim):
     model = ConvVAE(latent_dim)
     x = torch.rand(6, 1, 28, 28)
-    x_hat, mu, logvar = model(x)
-    assert x_hat.shape == x.shape and mu.shape == logvar.shape == (6, latent_dim)
-    assert 0 <= x_hat.min() and x_hat.max() <= 1
+    logits, mu, logvar = model(x)
+    assert logits.shape == x.shape and mu.shape == logvar.shape == (6, latent_dim)
+    images = model.decode(mu)
+    assert 0 <= images.min() and images.max() <= 1 and images.shape == x.shape
     assert model.decode(torch.randn(3, latent_dim)).shape == (3, 1, 28, 28)
 
 
@@ -162,8 +165,8 @@ def test_a_few_adam_steps_lower_the_loss_on_a_small_batch(small_data, prior):
 def test_conditional_vae_uses_its_label_and_round_trips_through_a_checkpoint(tmp_path):
     model = ConditionalVAE(3).eval()
     x, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
-    x_hat, mu, logvar = model(x, labels)
-    assert x_hat.shape == x.shape and mu.shape == logvar.shape == (8, 3)
+    logits, mu, logvar = model(x, labels)
+    assert logits.shape == x.shape and mu.shape == logvar.shape == (8, 3)
     z = torch.randn(2, 3)
     assert not torch.allclose(model.decode(z, torch.tensor([6, 6])), model.decode(z, torch.tensor([1, 1])))
     torch.manual_seed(0)
@@ -171,8 +174,8 @@ def test_conditional_vae_uses_its_label_and_round_trips_through_a_checkpoint(tmp
     assert images.shape == (7, 1, 28, 28)
     assert cycled_labels([6, 9], 5).tolist() == [6, 9, 6, 9, 6]
     path = str(tmp_path / "cvae.pt")
-    train.save_checkpoint(path, model, StandardNormalPrior(3), {}, [])
-    loaded = train.load_checkpoint(path)[0].eval()
+    models.save_checkpoint(path, model, StandardNormalPrior(3), {}, [])
+    loaded = models.load_checkpoint(path)[0].eval()
     assert isinstance(loaded, ConditionalVAE)
     torch.testing.assert_close(loaded.decode(z, torch.tensor([6, 1])), model.decode(z, torch.tensor([6, 1])))
 
@@ -180,8 +183,9 @@ def test_conditional_vae_uses_its_label_and_round_trips_through_a_checkpoint(tmp
 def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
     data = small_data
     cvae = ConditionalVAE(2)
-    history = train.fit(cvae, StandardNormalPrior(2), data.train_x[:512], data.val_x[:256], beta=1.0, epochs=2,
-                        batch_size=128, progress=False, train_labels=data.train_y[:512], val_labels=data.val_y[:256])
+    history = train.fit(cvae, StandardNormalPrior(2), data.train_x[:512], data.val_x[:256],
+                        config.RunConfig(batch_size=128), beta=1.0, epochs=2, progress=False,
+                        train_labels=data.train_y[:512], val_labels=data.val_y[:256])
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["val_loss"])) for h in history)
     cfg = config.RunConfig(latent_dim=2, expert_labels=20, labelled_only_kl=True).validate()
     train_mask, val_mask = train.labelled_kl_masks(cfg, data)
@@ -189,10 +193,10 @@ def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
     assert val_mask.sum() == math.ceil(20 * len(data.val_y) / len(data.train_y))
     model = ConvVAE(2)
     prior = DiagonalGaussianPrior(torch.ones(2), torch.full((2,), 0.25))
-    history = train.fit(model, prior, data.train_x[:512], data.val_x[:256], beta=1.0, epochs=1, batch_size=128,
-                        progress=False, train_kl_mask=train_mask[:512], val_kl_mask=val_mask[:256])
+    history = train.fit(model, prior, data.train_x[:512], data.val_x[:256], config.RunConfig(batch_size=128),
+                        beta=1.0, epochs=1, progress=False, train_kl_mask=train_mask[:512], val_kl_mask=val_mask[:256])
     # the validation KL mixes both priors exactly as losses.labelled_only_kl does
-    recon, kl = train.per_image_terms(model, prior, data.val_x[:256], kl_mask=val_mask[:256])
+    recon, kl = losses.per_image_terms(model, prior, data.val_x[:256], constants.SEED, kl_mask=val_mask[:256])
     assert history[-1]["val_kl"] == pytest.approx(kl.mean().item(), rel=1e-4)
-    unmasked = train.per_image_terms(model, prior, data.val_x[:256])[1]
+    unmasked = losses.per_image_terms(model, prior, data.val_x[:256], constants.SEED)[1]
     assert history[-1]["val_kl"] != pytest.approx(unmasked.mean().item(), rel=1e-3)

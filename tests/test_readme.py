@@ -10,6 +10,7 @@ import config
 import constants
 import report
 import study
+import study_report
 import units
 from conftest import ROOT
 
@@ -28,19 +29,20 @@ def expected_blocks():
     blocks = {}
     for path in RESULTS.values():
         blocks.update(report.results_blocks(load(path)))
-    blocks.update(report.study_blocks(load(STUDY)))
+    blocks.update(study_report.study_blocks(load(STUDY)))
     blocks["bench"] = report.bench_markdown(load(BENCH))
     return blocks
 
 
 def test_every_generated_block_is_what_its_json_gives():
     blocks = expected_blocks()
-    assert set(blocks) == {"howto", "results", "results-prose", "results-fashion-mnist",
-                           "results-prose-fashion-mnist", "study", "study-prose", "bench"}
+    assert set(blocks) == {"howto", "results-prose", "results-prose-fashion-mnist", "study", "study-prose", "bench"}
     for name, text in blocks.items():
         assert report.read_block(name, README) == text, f"README block {name!r} differs from its JSON"
-    assert open(os.path.join(ROOT, "figures", "results.md")).read() == blocks["results"]
-    assert open(os.path.join(ROOT, "figures", "study.md")).read() == blocks["study"] + "\n" + blocks["study-prose"]
+    for path in RESULTS.values():
+        assert open(path.replace(".json", ".md")).read() == report.results_markdown(load(path))
+    assert open(os.path.join(ROOT, "figures", "study.md")).read() == \
+        blocks["study"] + "\n" + blocks["study-prose"] + study_report.full_tables(load(STUDY))
     assert open(os.path.join(ROOT, "figures", "bench.md")).read() == blocks["bench"]
 
 
@@ -58,13 +60,14 @@ def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():
     assert result["size"] == "full" and result["settings"] == json.loads(json.dumps(study.study_settings("full")))
     assert result["code"] == cache.code_fingerprints(), "the study comes from other code than today's: rerun study.py"
     assert not result["failed"] and result["engine"]["units"] == len(study.plan(study.study_settings("full"), "", ""))
-    assert len(result["settings"]["seeds"]) >= 3
-    for entry in result["summary"]:  # every seed, but where a sampler could not be fitted, which the README names
-        for seed in sorted(set(result["settings"]["seeds"]) - set(entry["seeds"])):
-            unit = (f"{entry['dataset']}/z{entry['latent_dim']}/s{seed}/g{''.join(map(str, entry['goals']))}/"
-                    f"samplers-n{entry['labels']}/")
-            assert any(name.startswith(unit) and units.sampler_method(name[len(unit):]) == entry["method"]
-                       for name in result["failed_sources"]), (entry["method"], entry["labels"], seed)
+    assert len(result["settings"]["draws"]) >= 3
+    for entry in result["summary"]:  # every draw, but where a sampler could not be fitted, which the README names
+        if entry["method"].startswith("sampler: "):
+            for draw in sorted(set(result["settings"]["draws"]) - set(entry["draws"])):
+                unit = (f"{entry['dataset']}/{entry['design'].replace(' ', '-')}/s{entry['seeds'][0]}/"
+                        f"g{''.join(map(str, entry['goals']))}/samplers-n{entry['labels']}-d{draw}/")
+                assert any(name.startswith(unit) and units.sampler_method(name[len(unit):]) == entry["method"]
+                           for name in result["failed_sources"]), (entry["method"], entry["labels"], draw)
     for name, error in result["failed_sources"].items():
         assert f"`{name}`: {error}" in report.read_block("study", README)
 
@@ -74,10 +77,10 @@ def test_no_two_different_models_or_samplers_share_a_number_in_the_study():
     seen = {}
     for row in load(STUDY)["rows"]:
         fingerprint = (row["fd_goal"], row["fd_test"], row["diversity"])
-        key = (row["dataset"], row["latent_dim"], row["seed"], tuple(row["goals"]), row["method"], row["beta"],
-               row["labels"])
-        if row["method"] == report.CEILING:  # the same ceiling set, measured once per goal set
-            key = key[:4]
+        key = (row["dataset"], row["design"], row["seed"], row["draw"], tuple(row["goals"]), row["method"],
+               row["beta"], row["labels"])
+        if row["method"] == units.REAL:  # the real goal images, the same under every design
+            key = (row["dataset"], tuple(row["goals"]))
         assert seen.setdefault(fingerprint, key) == key, f"{key} has the numbers of {seen[fingerprint]}"
 
 

@@ -10,6 +10,7 @@ import alltests
 import cli
 import config
 import constants
+import models
 import train
 from conftest import run_script
 from models import ConvVAE, DiagonalGaussianPrior, StandardNormalPrior
@@ -75,8 +76,8 @@ def test_checkpoint_round_trip_keeps_weights_prior_identity_and_content_hash(tmp
     model = ConvVAE(3)
     prior = DiagonalGaussianPrior(torch.arange(3.0), torch.full((3,), 0.5))
     identity = train.run_identity("goal", config.RunConfig().validate(), small_data, {"content_hash": "abc"})
-    saved = train.save_checkpoint(str(tmp_path / "goal.pt"), model, prior, identity, [{"epoch": 1, "val_loss": 1.0}])
-    loaded, loaded_prior, checkpoint = train.load_checkpoint(str(tmp_path / "goal.pt"))
+    saved = models.save_checkpoint(str(tmp_path / "goal.pt"), model, prior, identity, [{"epoch": 1, "val_loss": 1.0}])
+    loaded, loaded_prior, checkpoint = models.load_checkpoint(str(tmp_path / "goal.pt"))
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     assert torch.equal(loaded_prior.mean, prior.mean) and loaded_prior.kind == "goal"
@@ -90,22 +91,43 @@ class Payload:
 
 def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "base.pt"
-    torch.save({"format": train.CHECKPOINT_FORMAT, "payload": Payload()}, path)
-    with pytest.raises(cli.CheckpointError, match="not a safe Biased VAE checkpoint"):
-        train.load_checkpoint(str(path))
+    torch.save({"format": models.CHECKPOINT_FORMAT, "payload": Payload()}, path)
+    with pytest.raises(cli.CheckpointError, match="not a safe file of this project") as refused:
+        models.load_checkpoint(str(path))
+    assert_plain_refusal(str(refused.value))
+
+
+def assert_plain_refusal(message):
+    """#22: torch's message was cut at "Re-running `torch.load` with `weights_only` set to `False`", which reads
+    as advice to switch the safety off: the refusal says what the file is and stops there."""
+    assert "\n" not in message and "weights_only" not in message and "Re-running" not in message
+    assert message.endswith("so it was not loaded")
+
+
+def test_a_raw_pickle_is_refused_in_one_line_without_a_warning(tmp_path):
+    import pickle
+    import warnings
+    path = tmp_path / "base.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": models.CHECKPOINT_FORMAT, "payload": Payload()}, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's two-line UserWarning on legacy files would fail here
+        with pytest.raises(cli.CheckpointError) as refused:
+            models.load_checkpoint(str(path))
+    assert_plain_refusal(str(refused.value))
 
 
 def test_checkpoint_from_another_architecture_is_refused(tmp_path):
     path = tmp_path / "base.pt"
-    train.save_checkpoint(str(path), ConvVAE(4), StandardNormalPrior(4), {}, [])
+    models.save_checkpoint(str(path), ConvVAE(4), StandardNormalPrior(4), {}, [])
     checkpoint = torch.load(path, weights_only=True)
     checkpoint["state_dict"] = {k.replace("encoder", "enc"): v for k, v in checkpoint["state_dict"].items()}
     torch.save(checkpoint, path)
     with pytest.raises(cli.CheckpointError, match="does not match this code's architecture"):
-        train.load_checkpoint(str(path))
+        models.load_checkpoint(str(path))
     torch.save({**checkpoint, "architecture": {"class": "MLPVAE", "latent_dim": 4}}, path)
     with pytest.raises(cli.CheckpointError, match="'MLPVAE' model"):
-        train.load_checkpoint(str(path))
+        models.load_checkpoint(str(path))
 
 
 def test_interrupted_save_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
@@ -133,7 +155,7 @@ def test_nan_loss_names_the_step_and_keeps_the_good_checkpoint(small_data, tmp_p
     train.get_model("base", cfg, data, torch.device("cpu"), str(tmp_path), log=lambda _: None, progress=False)
     good_bytes = open(tmp_path / "base.pt", "rb").read()
     data.train_x[:] = float("nan")  # every batch now gives a NaN loss
-    with pytest.raises(cli.TrainingError, match=r"loss became nan at epoch 1, step 1"):
+    with pytest.raises(cli.TrainingError, match=r"loss stopped being finite at epoch 1, step 1;"):
         train.get_model("base", cfg, data, torch.device("cpu"), str(tmp_path), retrain=True, log=lambda _: None,
                         progress=False)
     assert open(tmp_path / "base.pt", "rb").read() == good_bytes
@@ -143,7 +165,7 @@ def test_nan_loss_names_the_step_and_keeps_the_good_checkpoint(small_data, tmp_p
 def test_training_stays_finite_across_beta_and_latent_dim(small_data, beta, latent_dim):
     torch.manual_seed(0)
     history = train.fit(ConvVAE(latent_dim), StandardNormalPrior(latent_dim), small_data.train_x[:1000],
-                        small_data.val_x[:200], beta=beta, epochs=1, batch_size=100, progress=False)
+                        small_data.val_x[:200], config.RunConfig(batch_size=100), beta=beta, epochs=1, progress=False)
     assert all(torch.isfinite(torch.tensor(h["val_loss"])) for h in history)
 
 

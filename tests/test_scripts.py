@@ -13,7 +13,7 @@ def test_quick_run_writes_every_figure(quick_run):
     out, _ = quick_run
     figures = os.listdir(out / "figures")
     expected = [f for name in ("base", "goal", "gmm") for f in alltests.figure_names(name, 4)]
-    expected += [f"sampler_{name}_{budget}.png" for name in samplers.SAMPLERS for budget in ("10", "all")]
+    expected += [f"sampler_{name}_{budget}.png" for name in samplers.names() for budget in ("10", "all")]
     missing = [f for f in expected + ["training_curves.png", "class_histograms.png"] if f not in figures]
     assert not missing, missing
     for f in expected:
@@ -29,7 +29,7 @@ def test_sample_draws_goal_images_from_the_documented_command(quick_run, tmp_pat
     arrays = {}
     for name, extra in (("graph", ["--labels", "10"]), ("exemplar", ["--labels", "3"]), ("own-prior", [])):
         target = tmp_path / f"{name}.npy"
-        model = "base" if name in samplers.SAMPLERS else "goal"
+        model = "base" if name in samplers.names() else "goal"
         result = run_script("sample.py", "--model", model, "--sampler", name, *extra, "--n", "50", "--out", str(target),
                             "--out-dir", str(out), "--seed", "3")
         assert result.returncode == 0, result.stderr

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-import report
+import samplers
 import study
+import study_report
 import units
 from conftest import ROOT, run_script
 
@@ -21,29 +22,17 @@ def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
     for name, unit in plan.items():
         assert set(unit.deps) <= seen, name  # dependencies are planned (and submitted) first
         seen.add(name)
-        if unit.func is units.vae_unit and unit.spec["model"] in ("goal", "gmm"):
-            assert unit.deps and plan[unit.deps[0]].spec["model"] == "base"  # a fine-tune waits for its base
     names = set(plan)
     for dataset in ("mnist", "fashion-mnist"):
-        for latent_dim in (4, 8, 16):
-            assert {f"{dataset}/z{latent_dim}/s{s}/base" for s in (0, 1, 2)} <= names
-            assert {f"{dataset}/z{latent_dim}/s{s}/cvae" for s in (0, 1, 2)} <= names
-    budgets = {u.spec["run"]["expert_labels"] for u in plan.values()
-               if u.func is units.evaluation_unit and u.spec["name"].startswith("mnist/z4/s0/g6/samplers")}
-    assert budgets == {1, 3, 10, 30, 100, 1000, None}
-
-
-def test_the_label_column_counts_the_validation_labels_that_training_uses(small_data):
-    """The labelled-only-KL VAEs early-stop on labelled validation images too: the README's count of them is the
-    count train.labelled_kl_masks draws."""
-    import config
-    import train
-    for budget in (1, 3, 10, 30):
-        cfg = config.RunConfig(expert_labels=budget, labelled_only_kl=True, train_images=3000).validate()
-        drawn = int(train.labelled_kl_masks(cfg, small_data)[1].sum())
-        assert report.validation_labels(budget, cfg.validation_split) == drawn, budget
-    entry = {"method": units.GMM_LO, "labels": "10"}
-    assert report.labels_shown(entry, 0.1) == f"10 + {report.validation_labels(10, 0.1)} validation"
+        assert {f"{dataset}/default/s0/base", f"{dataset}/default/s0/cvae", f"{dataset}/seed-design/s0/base"} <= names
+        for c in range(10):  # every class is the goal, from 1, 3 and 10 labels, each from 3 draws of the labels
+            assert f"{dataset}/default/s0/g{c}/references" in names
+            assert f"{dataset}/seed-design/s0/g{c}/references" in names
+            drawn = {(u.spec["run"]["expert_labels"], u.spec["run"]["label_draw"]) for u in plan.values()
+                     if u.func is units.evaluation_unit and u.spec["name"].startswith(f"{dataset}/default/s0/g{c}/samplers")}
+            assert drawn == {(b, d) for b in (1, 3, 10) for d in (0, 1, 2)}
+    seed_design = plan["mnist/seed-design/s0/base"].spec["run"]
+    assert (seed_design["arch"], seed_design["likelihood"], seed_design["latent_dim"]) == ("conv", "gaussian", 4)
 
 
 def measure_sources(spec, *parents):
@@ -76,11 +65,12 @@ def test_a_unit_with_one_unmeasurable_source_keeps_the_numbers_of_the_others():
 def test_summary_gives_mean_and_spread_over_seeds():
     def row(seed, rate):
         metrics = {k: 1.0 for k in study.METRICS}
-        return {"seed": seed, "dataset": "mnist", "latent_dim": 4, "goals": [6, 9], "method": "m", "source": "s",
+        return {"seed": 0, "draw": seed, "design": "default", "dataset": "mnist", "latent_dim": 4, "goals": [6, 9],
+                "method": "m", "source": "s",
                 "beta": None, "labels": "10", **metrics, "target_rate": rate, "goal_rates": {"6": rate, "9": 0.0},
                 "class_histogram": [0.0] * 10}
     summary = study.summarise([row(0, 0.2), row(1, 0.4), row(2, 0.6)])
-    assert len(summary) == 1 and summary[0]["seeds"] == [0, 1, 2]
+    assert len(summary) == 1 and summary[0]["draws"] == [0, 1, 2]
     assert summary[0]["target_rate"]["mean"] == pytest.approx(0.4)
     assert summary[0]["target_rate"]["std"] == pytest.approx(0.2)
     assert summary[0]["rate_9"] == {"mean": 0.0, "std": 0.0}
@@ -88,19 +78,19 @@ def test_summary_gives_mean_and_spread_over_seeds():
 
 def test_quick_study_writes_every_figure_and_number(quick_study):
     out, report_json = quick_study
-    for name in ("study_labels.png", "study_beta.png", "study_goals.png", "study_latent.png"):
-        assert os.path.getsize(out / "figures" / name) > 5000, name
+    assert os.path.getsize(out / "figures" / "study_classes.png") > 5000
     settings = report_json["settings"]
     assert report_json["engine"]["address"] == "local" and report_json["engine"]["threads_per_worker"] == 1
     methods = {e["method"] for e in report_json["summary"]}
-    assert {units.CEILING, units.BASE, units.CVAE, units.GOAL, units.GMM, units.GOAL_LO, units.GMM_LO} <= methods
-    assert {units.sampler_method(name) for name in ("graph", "exemplar", "ratio", "goal-gmm", "goal-gaussian")} <= methods
+    assert {units.REAL, units.CEILING, units.CVAE} <= methods
+    assert {units.sampler_method(name) for name in samplers.names()} <= methods
+    assert {tuple(e["goals"]) for e in report_json["summary"]} == {(6,), (3,), (6, 9)}
     for entry in report_json["summary"]:
         assert entry["seeds"] == settings["seeds"]
         for key in study.METRICS:
             assert set(entry[key]) == {"mean", "std"}, key
-    assert "| decoder ceiling |" in open(out / "figures" / "study.md").read()
-    assert report.study_markdown(report_json) in open(out / "figures" / "study.md").read()
+    written = open(out / "figures" / "study.md").read()
+    assert study_report.study_markdown(report_json) in written and "every sampler, every class" in written
     logs = [f for _, _, files in os.walk(out / "logs") for f in files]
     assert len(logs) == report_json["engine"]["units"]  # one log file per unit
 

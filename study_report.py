@@ -1,0 +1,375 @@
+"""The study's tables, prose and figures, rendered from study.json (study.py writes it; tests/test_readme.py
+regenerates every block from it and compares). Every class of each dataset is the goal in turn, from few labels, on
+the default decoder and on the seed design's; the criteria a row is judged by live in evaluate.py.
+"""
+import os
+from collections import defaultdict
+
+import cache
+import constants
+import datasets
+import evaluate
+import plots
+import report
+
+REAL, CEILING, CVAE = "real goal images", "decoder ceiling", "CVAE"  # the method names units.py writes
+DEFAULT = "default"
+
+
+def sampler_method(name):
+    return f"sampler: {name}"
+
+
+def sampler_name(method):
+    return method.removeprefix("sampler: ")
+
+
+def pct(value):
+    return f"{100 * value:.1f}%"
+
+
+def class_label(dataset, c):
+    return datasets.class_name(dataset, c)
+
+
+# --- reading the rows -------------------------------------------------------------------------------
+
+class Rows:
+    """The study's rows, indexed by (dataset, design, goals, method, labels) -> {draw: row}: the expert's label
+    draw for a sampler, None for what needs no labels (the ceiling, the CVAE); the study trains one seed."""
+
+    def __init__(self, study):
+        self.study, self.settings = study, study["settings"]
+        self.index = defaultdict(dict)
+        for row in study["rows"]:
+            self.index[(row["dataset"], row["design"], tuple(row["goals"]), row["method"], row["labels"])][
+                row["draw"]] = row
+
+    def get(self, dataset, goals, method, labels=None, design=DEFAULT):
+        """{draw: row}; empty where that was not measured."""
+        return self.index.get((dataset, design, tuple(goals), method, labels), {})
+
+    def budgets(self):
+        return [str(b) for b in self.settings["label_curve"]]
+
+    def few(self):
+        return self.budgets()[-1]
+
+    def samplers(self, dataset, labels):
+        """The sampler methods measured on single classes of `dataset` from `labels`, in registry order."""
+        found = {key[3] for key in self.index if key[0] == dataset and key[4] == labels and len(key[2]) == 1
+                 and key[3].startswith("sampler: ") and key[1] == DEFAULT}
+        return sorted(found, key=lambda m: [sampler_method(n) for n in self.sampler_order()].index(m))
+
+    def sampler_order(self):
+        seen = []
+        for row in self.study["rows"]:
+            name = sampler_name(row["method"])
+            if row["method"].startswith("sampler: ") and name not in seen:
+                seen.append(name)
+        return seen
+
+    def designs(self):
+        return list(self.settings["designs"])
+
+
+def mean(values):
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def spread(values):
+    values = list(values)
+    if len(values) < 2:
+        return 0.0
+    m = mean(values)
+    return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def pm_pct(values):
+    return f"{100 * mean(values):.1f} ± {100 * spread(values):.1f}"
+
+
+def cell(by_draw, key="target_rate"):
+    """'mean (worst)' of a metric over the label draws, in percent."""
+    values = [row[key] for row in by_draw.values()]
+    return f"{100 * mean(values):.1f} ({100 * min(values):.1f})" if values else "n/a"
+
+
+def against_ceiling(rows, dataset, c, method, labels):
+    """[(draw, row, the decoder ceiling row)] for one class: every draw against the decoder it samples."""
+    ceiling = rows.get(dataset, [c], CEILING).get(None)
+    return [(draw, row, ceiling) for draw, row in sorted(rows.get(dataset, [c], method, labels).items())
+            if ceiling is not None]
+
+
+def best_sampler(rows, dataset, c, labels):
+    """The sampler method with the best mean evaluate.quality over the draws for class c, or None."""
+    scored = [(mean(evaluate.quality(r) for r in rows.get(dataset, [c], m, labels).values()), m)
+              for m in rows.samplers(dataset, labels) if rows.get(dataset, [c], m, labels)]
+    return max(scored)[1] if scored else None
+
+
+# --- tables -------------------------------------------------------------------------------------------
+
+def ceiling_table(rows, dataset):
+    """Per class: the classifier on real test images, each design's decoder ceiling, and the CVAE."""
+    designs = rows.designs()
+    head = ("| class | real test images | " + " | ".join(f"decoder ceiling, {d}" for d in designs)
+            + " | CVAE, default | default ceiling ≥ 95% of real | FD to real, ceiling: "
+            + " / ".join(designs) + " | recall vs real, default ceiling |")
+    lines = [head, "|---" * (5 + len(designs)) + "|---|"]
+    for c in rows.settings["classes"]:
+        real = rows.get(dataset, [c], REAL)
+        ceilings = {d: rows.get(dataset, [c], CEILING, design=d) for d in designs}
+        default = [r["target_rate"] for r in ceilings[DEFAULT].values()]
+        real_rate = mean(r["target_rate"] for r in real.values())
+        ok = "yes" if default and min(default) >= evaluate.CEILING_SHARE * real_rate else "**no**"
+        lines.append(
+            f"| {class_label(dataset, c)} | {pct(real_rate)} | "
+            + " | ".join(pm_pct(r["target_rate"] for r in ceilings[d].values()) for d in designs)
+            + f" | {pm_pct(r['target_rate'] for r in rows.get(dataset, [c], CVAE, 'every image').values())} | {ok} | "
+            + " / ".join(f"{mean(r['fd_goal'] for r in ceilings[d].values()):.1f}" for d in designs)
+            + f" | {mean(r['recall_real'] for r in ceilings[DEFAULT].values()):.3f} |")
+    return lines
+
+
+def class_table(rows, dataset, method_name):
+    """Per class: one sampler's target rate from each label budget, mean (worst draw), with its coverage."""
+    method = sampler_method(method_name)
+    budgets = rows.budgets()
+    lines = ["| class | decoder ceiling | CVAE (every label) | "
+             + " | ".join(f"`{method_name}`, {b} label{'s' if b != '1' else ''}: target (worst), coverage"
+                          for b in budgets) + " |", "|---" * (3 + len(budgets)) + "|"]
+    for c in rows.settings["classes"]:
+        cells = [f"{cell(rows.get(dataset, [c], method, b))}, "
+                 f"{mean(r['coverage'] for r in rows.get(dataset, [c], method, b).values()):.2f}"
+                 if rows.get(dataset, [c], method, b) else "n/a" for b in budgets]
+        lines.append(f"| {class_label(dataset, c)} | {cell(rows.get(dataset, [c], CEILING))} "
+                     f"| {cell(rows.get(dataset, [c], CVAE, 'every image'))} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def every_sampler_table(rows, dataset):
+    """Every sampler, every class, every budget: target rate mean (worst), coverage, FD, recall against real."""
+    lines = ["| class | labels | sampler | target rate (worst) | precision | coverage | FD to real | recall vs real |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for c in rows.settings["classes"]:
+        for b in rows.budgets():
+            for m in rows.samplers(dataset, b):
+                got = rows.get(dataset, [c], m, b)
+                if got:
+                    lines.append(f"| {class_label(dataset, c)} | {b} | `{sampler_name(m)}` | {cell(got)} "
+                                 f"| {mean(r['precision'] for r in got.values()):.3f} "
+                                 f"| {mean(r['coverage'] for r in got.values()):.3f} "
+                                 f"| {mean(r['fd_goal'] for r in got.values()):.1f} "
+                                 f"| {mean(r['recall_real'] for r in got.values()):.3f} |")
+    return lines
+
+
+def pairs_table(rows, dataset):
+    lines = []
+    for goals in rows.settings["goal_sets"].get(dataset, []):
+        few = rows.few()
+        methods = [m for m in (sampler_method(n) for n in rows.sampler_order()) if rows.get(dataset, goals, m, few)]
+        if not methods:
+            continue
+        names = datasets.class_names(dataset, goals)
+        lines += ["", f"Goals {names} together, {few} labels each (an even split is 50% each):", "",
+                  "| sampler | goal images (worst) | " + " | ".join(f"share {class_label(dataset, g)}" for g in goals)
+                  + " |", "|---|---:|" + "---:|" * len(goals)]
+        for m in methods:
+            got = rows.get(dataset, goals, m, few)
+            lines.append(f"| `{sampler_name(m)}` | {cell(got)} | "
+                         + " | ".join(pm_pct(r["goal_rates"][str(g)] / max(r["target_rate"], 1e-12)
+                                             for r in got.values()) for g in goals) + " |")
+    return lines
+
+
+def study_markdown(study):
+    rows = Rows(study)
+    s, engine = study["settings"], study["engine"]
+    lines = [f"The study: every class of {', '.join(datasets.DATASETS[d][1] for d in s['datasets'])} as the goal in "
+             f"turn; VAEs trained with seed {', '.join(map(str, s['seeds']))}; {len(s['draws'])} draws of the "
+             f"expert's labels per class and budget; {s['eval_samples']:,} samples per row; {engine['units']} units on "
+             f"{engine['workers']} Dask worker(s), {study['wall_seconds'] / 60:.0f} min wall, "
+             f"{engine['computed']} computed. Sampler cells: mean over the draws, the worst draw in brackets."]
+    for dataset in s["datasets"]:
+        title = datasets.DATASETS[dataset][1]
+        lines += ["", f"**{title}: what each decoder draws of each class** (the classifier on real test images, "
+                      f"and on each design's reconstructions of them)", ""]
+        lines += ceiling_table(rows, dataset)
+        lines += ["", f"**{title}: every class as the goal, the default sampler**", ""]
+        lines += class_table(rows, dataset, study_default_sampler(rows))
+        lines += pairs_table(rows, dataset)
+    failed = study.get("failed_sources", {})
+    if failed:
+        lines += ["", "**Not measured** (the method failed, not the run): "
+                  + "; ".join(f"`{name}`: {error}" for name, error in sorted(failed.items())) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def study_default_sampler(rows):
+    return constants.SAMPLER
+
+
+def full_tables(study):
+    """figures/study.md's appendix: every sampler on every class."""
+    rows = Rows(study)
+    lines = []
+    for dataset in study["settings"]["datasets"]:
+        lines += ["", f"**{datasets.DATASETS[dataset][1]}: every sampler, every class**", ""]
+        lines += every_sampler_table(rows, dataset)
+    return "\n".join(lines) + "\n"
+
+
+# --- prose --------------------------------------------------------------------------------------------
+
+def targets_of_few_labels(rows, dataset, method, labels, gap, share, coverage):
+    """[(class, draw, row, ceiling, met)] for every class and draw: met when the target rate is within `gap` of
+    the ceiling (or at least `share` of it) and coverage reaches `coverage`."""
+    out = []
+    for c in rows.settings["classes"]:
+        for draw, row, ceiling in against_ceiling(rows, dataset, c, method, labels):
+            rate_ok = row["target_rate"] >= (ceiling["target_rate"] - gap if gap is not None
+                                             else share * ceiling["target_rate"])
+            out.append((c, draw, row, ceiling, rate_ok and row["coverage"] >= coverage))
+    return out
+
+
+def worst_phrase(rows, dataset, method, labels):
+    """'mean over classes X%; worst class C Y% (ceiling Z%); worst draw: class C', draw D, W%'."""
+    per_class = {c: rows.get(dataset, [c], method, labels) for c in rows.settings["classes"]}
+    per_class = {c: v for c, v in per_class.items() if v}
+    if not per_class:
+        return "not measured"
+    means = {c: mean(r["target_rate"] for r in v.values()) for c, v in per_class.items()}
+    worst_class = min(means, key=means.get)
+    draws = [(r["target_rate"], c, draw) for c, v in per_class.items() for draw, r in v.items()]
+    rate, c, draw = min(draws)
+    ceiling = mean(r["target_rate"] for r in rows.get(dataset, [worst_class], CEILING).values())
+    return (f"mean over classes {pct(mean(means.values()))}; worst class {class_label(dataset, worst_class)} "
+            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst draw {class_label(dataset, c)}, draw "
+            f"{draw}: {pct(rate)}")
+
+
+def study_prose(study):
+    rows = Rows(study)
+    s = study["settings"]
+    name = study_default_sampler(rows)
+    method = sampler_method(name)
+    budgets = rows.budgets()
+    lines = []
+    for dataset in s["datasets"]:
+        title = datasets.DATASETS[dataset][1]
+        n_draws = len(s["classes"]) * len(s["draws"])
+        # the decoder (issue 21)
+        short = []
+        for c in s["classes"]:
+            real = mean(r["target_rate"] for r in rows.get(dataset, [c], REAL).values())
+            worst = min((r["target_rate"] for r in rows.get(dataset, [c], CEILING).values()), default=0.0)
+            if worst < evaluate.CEILING_SHARE * real:
+                short.append(f"{class_label(dataset, c)} ({pct(worst)}, against {pct(real)} on real images)")
+        fd = {d: mean(r["fd_goal"] for c in s["classes"] for r in rows.get(dataset, [c], CEILING, design=d).values())
+              for d in rows.designs()}
+        recall = [r["recall_real"] for c in s["classes"] for r in rows.get(dataset, [c], CEILING).values()]
+        lines.append(
+            f"- **{title}, the decoder.** The default decoder's ceiling reaches {evaluate.CEILING_SHARE:.0%} of the "
+            f"classifier's rate on real images for {len(s['classes']) - len(short)} of {len(s['classes'])} classes on "
+            f"the trained seed" + (f"; short: {', '.join(short)}" if short else "") + ". Its mean Fréchet distance to real "
+            "goal images is " + ", ".join(f"{fd[d]:.1f} ({d})" for d in rows.designs())
+            + f"; its recall against real goal images is {mean(recall):.3f} on average (worst class "
+            f"{min(recall, default=float('nan')):.3f}).")
+        # the samplers (issue 20)
+        for labels, gap, share, cover in ((budgets[-1], evaluate.TARGET_GAP, None, evaluate.TARGET_QUALITY),
+                                          (budgets[0], None, evaluate.FEW_LABEL_SHARE, evaluate.FEW_LABEL_COVERAGE)):
+            if labels not in {b for b in budgets}:
+                continue
+            judged = targets_of_few_labels(rows, dataset, method, labels, gap, share, cover)
+            if not judged:
+                continue
+            met = sum(j[4] for j in judged)
+            rule = (f"within {100 * gap:g} point of its ceiling, coverage ≥ {cover}" if gap is not None
+                    else f"≥ {share:.0%} of its ceiling, coverage ≥ {cover}")
+            missed = sorted({class_label(dataset, c) for c, _, _, _, ok in judged if not ok})
+            lines.append(
+                f"- **{title}, `{name}` from {labels} label{'s' if labels != '1' else ''}:** "
+                f"{worst_phrase(rows, dataset, method, labels)}. Target ({rule}) met on {met} of {len(judged)} "
+                f"class draws (of {n_draws})" + (f"; missed on {', '.join(missed)}." if missed else "."))
+        few = budgets[-1]
+        best_vs_cvae = []
+        for c in s["classes"]:
+            best = best_sampler(rows, dataset, c, few)
+            cvae = rows.get(dataset, [c], CVAE, "every image")
+            if best and cvae:
+                gap = mean(r["target_rate"] for r in rows.get(dataset, [c], best, few).values()) \
+                    - mean(r["target_rate"] for r in cvae.values())
+                best_vs_cvae.append((gap, c, best))
+        if best_vs_cvae:
+            within = [b for b in best_vs_cvae if b[0] >= -evaluate.CVAE_GAP]
+            worst_gap, worst_c, worst_m = min(best_vs_cvae)
+            lines.append(
+                f"- **{title}, the best sampler from {few} labels against the fully labelled CVAE:** within "
+                f"{100 * evaluate.CVAE_GAP:g} points (or above) on {len(within)} of {len(best_vs_cvae)} classes; the "
+                f"largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` is "
+                f"{-100 * worst_gap:.1f} points below the CVAE.")
+        for goals in s["goal_sets"].get(dataset, []):
+            best, best_rate = None, -1.0
+            for m in (sampler_method(n) for n in rows.sampler_order()):
+                got = rows.get(dataset, goals, m, few)
+                if got and mean(r["target_rate"] for r in got.values()) > best_rate:
+                    best, best_rate = m, mean(r["target_rate"] for r in got.values())
+            if best:
+                got = rows.get(dataset, goals, best, few)
+                shares = [min(r["goal_rates"][str(g)] / max(r["target_rate"], 1e-12) for r in got.values())
+                          for g in goals]
+                met = min(r["target_rate"] for r in got.values()) >= evaluate.PAIR_TARGET \
+                    and all(evaluate.PAIR_SPLIT[0] <= sh <= evaluate.PAIR_SPLIT[1]
+                            for r in got.values() for sh in (r["goal_rates"][str(g)] / max(r["target_rate"], 1e-12)
+                                                             for g in goals))
+                lines.append(
+                    f"- **{title}, goals {datasets.class_names(dataset, goals)} together from {few} labels each:** "
+                    f"the best, `{sampler_name(best)}`, draws {pct(best_rate)} goal images (worst draw "
+                    f"{pct(min(r['target_rate'] for r in got.values()))}); the smallest share of one goal on any draw "
+                    f"is {pct(min(shares))}. Target (≥ {evaluate.PAIR_TARGET:.0%} goal images, each "
+                    f"{evaluate.PAIR_SPLIT[0]:.0%}-{evaluate.PAIR_SPLIT[1]:.0%}) {'met' if met else 'missed'}.")
+    return "\n".join(lines) + "\n"
+
+
+# --- figures ------------------------------------------------------------------------------------------
+
+def study_figures(study, figures_dir):
+    """study_classes.png: per dataset, the real rate, each design's ceiling and the default sampler per budget."""
+    rows = Rows(study)
+    s = study["settings"]
+    method = sampler_method(study_default_sampler(rows))
+    panels = {}
+    for dataset in s["datasets"]:
+        bars = {"real test images": [mean(r["target_rate"] for r in rows.get(dataset, [c], REAL).values())
+                                     for c in s["classes"]]}
+        for d in rows.designs():
+            bars[f"ceiling, {d}"] = [mean(r["target_rate"] for r in rows.get(dataset, [c], CEILING, design=d).values())
+                                     for c in s["classes"]]
+        for b in rows.budgets():
+            bars[f"{sampler_name(method)}, {b} label{'s' if b != '1' else ''} (worst draw)"] = [
+                min((r["target_rate"] for r in rows.get(dataset, [c], method, b).values()), default=float("nan"))
+                for c in s["classes"]]
+        panels[datasets.DATASETS[dataset][1]] = ([class_label(dataset, c) for c in s["classes"]], bars)
+    return [plots.study_classes(panels, os.path.join(figures_dir, "study_classes.png"))]
+
+
+def study_blocks(study):
+    return {"study": study_markdown(study), "study-prose": study_prose(study)}
+
+
+def write_study(study, figures_dir, update_readme=False, readme="README.md"):
+    """study.json, study.md and the study figure in figures_dir; the README's study blocks when asked."""
+    os.makedirs(figures_dir, exist_ok=True)
+    study_figures(study, figures_dir)
+    blocks = study_blocks(study)
+    cache.write_text(os.path.join(figures_dir, "study.md"),
+                     blocks["study"] + "\n" + blocks["study-prose"] + full_tables(study))
+    cache.write_json(os.path.join(figures_dir, "study.json"), study)
+    if update_readme:
+        for name, text in blocks.items():
+            report.update_block(name, text, readme)
