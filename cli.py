@@ -6,12 +6,12 @@ import constants
 from cache import StaleCodeError
 from config import ConfigError
 from datasets import DataError
-from errors import CheckpointError, EngineError, SamplerError, TrainingError
+from errors import CheckpointError, EngineError, MeasurementError, SamplerError, TrainingError
 from models import DeviceError
 
 
-USER_ERRORS = (ConfigError, CheckpointError, TrainingError, SamplerError, EngineError, DeviceError, DataError,
-               StaleCodeError)
+USER_ERRORS = (ConfigError, CheckpointError, TrainingError, SamplerError, MeasurementError, EngineError, DeviceError,
+               DataError, StaleCodeError)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -19,3 +19,7 @@ class SamplerError(ValueError):
 
 class EngineError(RuntimeError):
     """The study's Dask cluster could not be reached or started."""
+
+
+class MeasurementError(ValueError):
+    """A metric that cannot be computed from these samples (a Frechet distance whose matrix square root is complex)."""

@@ -14,6 +14,7 @@ from scipy import linalg
 
 import constants
 import losses
+from errors import MeasurementError
 from classifier import classify
 from models import decode_prior_samples, encode_means, is_conditional
 
@@ -76,7 +77,8 @@ def frechet_distance(features_a, features_b):
             ridge = np.eye(len(cov_a)) * 1e-6
             covmean = linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
     if _imaginary(covmean) > IMAGINARY_TOLERANCE:  # pytorch-fid raises here too: the distance would be wrong
-        raise ValueError(f"Frechet distance: the matrix square root has an imaginary part of {_imaginary(covmean):.2g}")
+        raise MeasurementError(f"Frechet distance: the matrix square root has an imaginary part of "
+                               f"{_imaginary(covmean):.2g}")
     covmean = covmean.real  # what is left is rounding noise, at most IMAGINARY_TOLERANCE on the diagonal
     distance = float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
     return max(distance, 0.0)  # a true distance is >= 0; rounding can leave -1e-12 for identical sets

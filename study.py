@@ -261,7 +261,7 @@ def main(argv=None):
     # a source that cannot be measured because its sampler cannot work from these labels (SamplerError) is a result
     # to report, not a crash: it is listed in the README; any other failure stops the study before the README
     failed_sources = {name: error for name, error in failed.items() if name in split and
-                      error.startswith("SamplerError")}
+                      error.startswith(("SamplerError", "MeasurementError"))}
     failed = {name: error for name, error in failed.items() if name not in failed_sources}
     measured = {**plan_units, **split}
     rows = [row for name in measured if measured[name].func is units.evaluation_unit and name in results

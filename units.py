@@ -141,7 +141,9 @@ def evaluation_unit(spec, classifier, base, *optional):
         parents = {"classifier": judge_hash, "base": base_checkpoint["content_hash"]}
         parents.update({"decoder": decoder_checkpoint["content_hash"]} if decoder else {})
         parents.update({"unlabelled": cache.content_hash(fit)} if unlabelled else {})
-        ident = cache.identity("evaluation", cfg, data.fingerprint, parents, {"sources": spec["sources"]})
+        # the row's labels too (design, draw, ...): a cached result is never shown under another row's name
+        ident = cache.identity("evaluation", cfg, data.fingerprint, parents,
+                               {"sources": spec["sources"], "row": spec["row"]})
         path = unit_path(spec, "evaluation", ident, ".json")
         saved = cache.read_json(path)
         if saved is not None and saved.get("identity") == ident:
@@ -149,7 +151,10 @@ def evaluation_unit(spec, classifier, base, *optional):
             return {"rows": saved["rows"], "cached": True}
         started = time.perf_counter()
         refs = evaluate.References(judge, data, cfg.goals, base_model)
-        references = dict(zip(("all", "real", "ceiling"), evaluate.reference_rows(refs, cfg.prdc_neighbours)))
+        # the reference rows cost a full set of metrics each: only for the units that report them
+        wanted = {source["source"] for source in spec["sources"]} & {"real", "ceiling"}
+        references = dict(zip(("all", "real", "ceiling"), evaluate.reference_rows(refs, cfg.prdc_neighbours))) \
+            if wanted else {}
         rows = []
         for source in spec["sources"]:
             info, labels = {}, None

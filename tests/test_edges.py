@@ -13,6 +13,7 @@ import torch
 
 import cache
 import config
+import errors
 import evaluate
 import models
 import samplers
@@ -146,7 +147,7 @@ def test_a_frechet_distance_with_a_complex_square_root_is_an_error(monkeypatch):
     a, b = torch.randn(50, 3), torch.randn(50, 3)
     assert evaluate.frechet_distance(a, b) >= 0
     monkeypatch.setattr(evaluate.linalg, "sqrtm", lambda m: np.eye(len(m)) * (1 + 0.01j))
-    with pytest.raises(ValueError, match="imaginary part"):
+    with pytest.raises(errors.MeasurementError, match="imaginary part"):
         evaluate.frechet_distance(a, b)
 
 
