@@ -77,10 +77,6 @@ def model_figures(name, model, prior, data, figures_dir, goals, seed=constants.S
         print(f"{name}: latent dim is 1, so the 2-D scatter and pairwise figures are skipped")
 
 
-def budget_name(budget):
-    return "all" if budget is None else str(budget)
-
-
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description="Train the VAEs, fit every biased sampler, write every README figure.")
     parser.add_argument("--quick", action="store_true",
@@ -154,17 +150,17 @@ def main(argv=None):
     # it early-stops on a few labelled validation images too, on top of the expert's budget: say how many
     validation_labels = int(train.labelled_kl_masks(labelled_only_cfg, data)[1].sum())
     measure(f"{LABELLED_ONLY} VAE, labelled-only KL", "own prior", *labelled_only[:2],
-            labels=f"{budget_name(few)} + {validation_labels} validation")
+            labels=f"{config.budget_name(few)} + {validation_labels} validation")
     for budget in constants.REPORT_LABEL_BUDGETS:
         sampler_cfg = cfg.replace(expert_labels=budget).validate()
         for name in samplers.names():
             sampler, info = samplers.fit_sampler(name, base, data, sampler_cfg, unlabelled)
             found = evaluate.discovery(info, data.train_y)
-            images = measure("base + sampler", name, base, sampler, labels=budget_name(budget),
+            images = measure("base + sampler", name, base, sampler, labels=config.budget_name(budget),
                              **({"found": found} if found else {}))
             plots.image_grid(images[:constants.N_SAMPLE_GRID], os.path.join(
-                figures_dir, f"sampler_{name}_{budget_name(budget)}.png"),
-                f"base decoder, z ~ {name} sampler from {budget_name(budget)} labelled {goal_names} images")
+                figures_dir, f"sampler_{name}_{config.budget_name(budget)}.png"),
+                f"base decoder, z ~ {name} sampler from {config.budget_name(budget)} labelled {goal_names} images")
 
     test_split = {name: evaluate.test_split_metrics(model, prior, cfg.beta(name), data, cfg.goals, cfg.seed)
                   for name, (model, prior, _) in runs.items()}
@@ -172,7 +168,7 @@ def main(argv=None):
             for name, h in histories.items()}
     results = {"dataset": cfg.dataset, "goals": cfg.goals, "goal_names": goal_names, "n_samples": cfg.eval_samples,
                "seed": cfg.seed, "prdc_neighbours": cfg.prdc_neighbours, "classifier_test_accuracy": accuracy,
-               "label_budgets": [budget_name(b) for b in constants.REPORT_LABEL_BUDGETS],
+               "label_budgets": [config.budget_name(b) for b in constants.REPORT_LABEL_BUDGETS],
                "labelled_only_validation_labels": validation_labels,
                "sampling": rows, "per_class": per_class, "test_split": test_split, "best_validation": best, "config": cfg.as_dict(),
                "data_fingerprint": data.fingerprint,

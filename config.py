@@ -72,6 +72,11 @@ def goal_classes(v):
     return None if ok else "a non-empty list of distinct class indices 0-9"
 
 
+def budget_name(budget):
+    """How a label budget is named in tables, rows and unit names: its number, or "all" for every label (None)."""
+    return "all" if budget is None else str(budget)
+
+
 # --- command-line parsers for values argparse has no type for -----------------------------------------
 
 def parse_count_or_all(text):

@@ -55,7 +55,10 @@ CHUNK = 10_000  # images decoded and written at a time: memory stays flat for an
 def check_output(out, n):
     """Before any work: the output file can be written, and the disk has room for n images (one line otherwise)."""
     cache.check_writable(out, "--out")
-    free = shutil.disk_usage(os.path.dirname(os.path.abspath(out))).free
+    folder = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(folder):  # the folder is made when the file is written: its disk is the nearest one's
+        folder = os.path.dirname(folder)
+    free = shutil.disk_usage(folder).free
     if n * IMAGE_BYTES > free:
         raise ConfigError(f"--n {n:,} needs {n * IMAGE_BYTES / 2 ** 30:,.1f} GiB for {out}, but its disk has "
                           f"{free / 2 ** 30:,.1f} GiB free")
@@ -127,7 +130,7 @@ def main(argv=None):
             written += len(part)
         images.flush()
         del images  # the memory map is closed before the file replaces --out
-    budget = "all" if cfg.expert_labels is None else cfg.expert_labels
+    budget = config.budget_name(cfg.expert_labels)
     print(f"wrote {args.out}: {args.n} x 28 x 28 float32, {args.model} model, {args.sampler}"
           + (f" from {budget} labels per goal ({datasets.class_names(cfg.dataset, cfg.goals)})"
              if args.sampler in samplers.names() else ""))

@@ -58,10 +58,6 @@ def study_settings(size="full"):
     return settings
 
 
-def budget_tag(budget):
-    return "all" if budget is None else str(budget)
-
-
 def plan(settings, data_dir, out_dir):
     """Every unit of the study, keyed by name, each after the units it depends on."""
     plan_units = {}
@@ -106,11 +102,10 @@ def plan(settings, data_dir, out_dir):
                         names = samplers.names() if budget == settings["label_curve"][-1] \
                             else settings["few_label_samplers"]
                         gcfg = cfg.replace(goals=goals, expert_labels=budget, label_draw=draw).validate()
-                        evaluation(f"{cell}/g{''.join(map(str, goals))}/samplers-n{budget_tag(budget)}-d{draw}",
-                                   gcfg, design, draw, [{"method": units.sampler_method(name), "source": name,
-                                                         "beta": None, "labels": budget_tag(budget)}
-                                                        for name in names],
-                                   (classifier, base), unlabelled=unlabelled)
+                        tag = config.budget_name(budget)
+                        evaluation(f"{cell}/g{''.join(map(str, goals))}/samplers-n{tag}-d{draw}", gcfg, design, draw,
+                                   [{"method": units.sampler_method(name), "source": name, "beta": None,
+                                     "labels": tag} for name in names], (classifier, base), unlabelled=unlabelled)
     return plan_units
 
 

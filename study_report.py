@@ -11,13 +11,10 @@ import datasets
 import evaluate
 import plots
 import report
+from config import budget_name
+from units import CEILING, CVAE, REAL, sampler_method
 
-REAL, CEILING, CVAE = "real goal images", "decoder ceiling", "CVAE"  # the method names units.py writes
 DEFAULT = "default"
-
-
-def sampler_method(name):
-    return f"sampler: {name}"
 
 
 def sampler_name(method):
@@ -35,22 +32,23 @@ def class_label(dataset, c):
 # --- reading the rows -------------------------------------------------------------------------------
 
 class Rows:
-    """The study's rows, indexed by (dataset, design, goals, method, labels) -> {draw: row}: the expert's label
-    draw for a sampler, None for what needs no labels (the ceiling, the CVAE); the study trains one seed."""
+    """The study's rows, indexed by (dataset, design, goals, method, labels) -> {(seed, draw): row}: the seed the
+    VAEs were trained with, and the expert's label draw for a sampler, None for what needs no labels (the ceiling,
+    the CVAE)."""
 
     def __init__(self, study):
         self.study, self.settings = study, study["settings"]
         self.index = defaultdict(dict)
         for row in study["rows"]:
             self.index[(row["dataset"], row["design"], tuple(row["goals"]), row["method"], row["labels"])][
-                row["draw"]] = row
+                (row["seed"], row["draw"])] = row
 
     def get(self, dataset, goals, method, labels=None, design=DEFAULT):
-        """{draw: row}; empty where that was not measured."""
+        """{(seed, draw): row}; empty where that was not measured."""
         return self.index.get((dataset, design, tuple(goals), method, labels), {})
 
     def budgets(self):
-        return [str(b) for b in self.settings["label_curve"]]
+        return [budget_name(b) for b in self.settings["label_curve"]]
 
     def few(self):
         return self.budgets()[-1]
@@ -87,6 +85,7 @@ def spread(values):
 
 
 def pm_pct(values):
+    values = list(values)
     return f"{100 * mean(values):.1f} ± {100 * spread(values):.1f}"
 
 
@@ -97,10 +96,11 @@ def cell(by_draw, key="target_rate"):
 
 
 def against_ceiling(rows, dataset, c, method, labels):
-    """[(draw, row, the decoder ceiling row)] for one class: every draw against the decoder it samples."""
-    ceiling = rows.get(dataset, [c], CEILING).get(None)
-    return [(draw, row, ceiling) for draw, row in sorted(rows.get(dataset, [c], method, labels).items())
-            if ceiling is not None]
+    """[((seed, draw), row, the decoder ceiling row of that seed)] for one class: every draw against the decoder it
+    samples."""
+    ceilings = rows.get(dataset, [c], CEILING)
+    return [(key, row, ceilings[(key[0], None)]) for key, row in sorted(rows.get(dataset, [c], method, labels).items())
+            if (key[0], None) in ceilings]
 
 
 def best_sampler(rows, dataset, c, labels):
@@ -225,15 +225,17 @@ def full_tables(study):
 
 # --- prose --------------------------------------------------------------------------------------------
 
-def targets_of_few_labels(rows, dataset, method, labels, gap, share, coverage):
-    """[(class, draw, row, ceiling, met)] for every class and draw: met when the target rate is within `gap` of
-    the ceiling (or at least `share` of it) and coverage reaches `coverage`."""
+def targets_of_few_labels(rows, dataset, method, labels, most_labels):
+    """[(class, (seed, draw), met)] for every class and draw. From the most labels: evaluate.meets_target (within
+    TARGET_GAP of the ceiling, precision and coverage at least TARGET_QUALITY); from fewer: at least
+    FEW_LABEL_SHARE of the ceiling's rate with coverage at least FEW_LABEL_COVERAGE."""
     out = []
     for c in rows.settings["classes"]:
-        for draw, row, ceiling in against_ceiling(rows, dataset, c, method, labels):
-            rate_ok = row["target_rate"] >= (ceiling["target_rate"] - gap if gap is not None
-                                             else share * ceiling["target_rate"])
-            out.append((c, draw, row, ceiling, rate_ok and row["coverage"] >= coverage))
+        for key, row, ceiling in against_ceiling(rows, dataset, c, method, labels):
+            met = evaluate.meets_target(row, ceiling) if most_labels else \
+                row["target_rate"] >= evaluate.FEW_LABEL_SHARE * ceiling["target_rate"] \
+                and row["coverage"] >= evaluate.FEW_LABEL_COVERAGE
+            out.append((c, key, met))
     return out
 
 
@@ -245,12 +247,12 @@ def worst_phrase(rows, dataset, method, labels):
         return "not measured"
     means = {c: mean(r["target_rate"] for r in v.values()) for c, v in per_class.items()}
     worst_class = min(means, key=means.get)
-    draws = [(r["target_rate"], c, draw) for c, v in per_class.items() for draw, r in v.items()]
-    rate, c, draw = min(draws)
+    draws = [(r["target_rate"], c, key) for c, v in per_class.items() for key, r in v.items()]
+    rate, c, (seed, draw) = min(draws)
     ceiling = mean(r["target_rate"] for r in rows.get(dataset, [worst_class], CEILING).values())
     return (f"mean over classes {pct(mean(means.values()))}; worst class {class_label(dataset, worst_class)} "
             f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst draw {class_label(dataset, c)}, draw "
-            f"{draw}: {pct(rate)}")
+            f"{draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f": {pct(rate)}")
 
 
 def study_prose(study):
@@ -262,7 +264,7 @@ def study_prose(study):
     lines = []
     for dataset in s["datasets"]:
         title = datasets.DATASETS[dataset][1]
-        n_draws = len(s["classes"]) * len(s["draws"])
+        n_draws = len(s["classes"]) * len(s["draws"]) * len(s["seeds"])
         # the decoder (issue 21)
         short = []
         for c in s["classes"]:
@@ -281,17 +283,16 @@ def study_prose(study):
             + f"; its recall against real goal images is {mean(recall):.3f} on average (worst class "
             f"{min(recall, default=float('nan')):.3f}).")
         # the samplers (issue 20)
-        for labels, gap, share, cover in ((budgets[-1], evaluate.TARGET_GAP, None, evaluate.TARGET_QUALITY),
-                                          (budgets[0], None, evaluate.FEW_LABEL_SHARE, evaluate.FEW_LABEL_COVERAGE)):
-            if labels not in {b for b in budgets}:
-                continue
-            judged = targets_of_few_labels(rows, dataset, method, labels, gap, share, cover)
+        for labels in dict.fromkeys([budgets[-1], budgets[0]]):  # the most labels, then the fewest (once if equal)
+            most = labels == budgets[-1]
+            judged = targets_of_few_labels(rows, dataset, method, labels, most)
             if not judged:
                 continue
-            met = sum(j[4] for j in judged)
-            rule = (f"within {100 * gap:g} point of its ceiling, coverage ≥ {cover}" if gap is not None
-                    else f"≥ {share:.0%} of its ceiling, coverage ≥ {cover}")
-            missed = sorted({class_label(dataset, c) for c, _, _, _, ok in judged if not ok})
+            met = sum(ok for _, _, ok in judged)
+            rule = (f"within {100 * evaluate.TARGET_GAP:g} point of its ceiling, precision and coverage ≥ "
+                    f"{evaluate.TARGET_QUALITY}" if most else
+                    f"≥ {evaluate.FEW_LABEL_SHARE:.0%} of its ceiling, coverage ≥ {evaluate.FEW_LABEL_COVERAGE}")
+            missed = sorted({class_label(dataset, c) for c, _, ok in judged if not ok})
             lines.append(
                 f"- **{title}, `{name}` from {labels} label{'s' if labels != '1' else ''}:** "
                 f"{worst_phrase(rows, dataset, method, labels)}. Target ({rule}) met on {met} of {len(judged)} "

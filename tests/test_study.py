@@ -62,7 +62,7 @@ def test_a_unit_with_one_unmeasurable_source_keeps_the_numbers_of_the_others():
     assert "fine" in results and "eval" not in results
 
 
-def test_summary_gives_mean_and_spread_over_seeds():
+def test_summary_gives_mean_and_spread_over_the_label_draws():
     def row(seed, rate):
         metrics = {k: 1.0 for k in study.METRICS}
         return {"seed": 0, "draw": seed, "design": "default", "dataset": "mnist", "latent_dim": 4, "goals": [6, 9],
@@ -155,3 +155,48 @@ def test_an_unreachable_cluster_is_one_clear_error(tmp_path, data_dir):
                         "--data-dir", data_dir, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
     assert "tcp://127.0.0.1:9" in result.stderr
+
+
+def fake_study(seeds=(0,), draws=(0, 1)):
+    """A study.json as study.py writes it, with made-up numbers: two designs, three classes, two goals together."""
+    settings = {"seeds": list(seeds), "draws": list(draws), "datasets": ["mnist"],
+                "designs": {"default": {}, "seed design": {"latent_dim": 4}}, "classes": [0, 3, 6],
+                "goal_sets": {"mnist": [[6, 9]]}, "label_curve": [1, 10], "few_label_samplers": ["graph"],
+                "eval_samples": 100}
+    metrics = {k: 0.95 for k in study.METRICS}
+    rows = []
+
+    def row(seed, draw, design, goals, method, labels, rate):
+        histogram = [0.0] * 10
+        for g in goals:
+            histogram[g] = rate / len(goals) + (0.05 * draw if g == goals[0] and len(goals) > 1 else 0.0)
+        rows.append({**metrics, "dataset": "mnist", "design": design, "latent_dim": 16, "seed": seed, "draw": draw,
+                     "goals": list(goals), "method": method, "source": "s", "beta": None, "labels": labels,
+                     "target_rate": sum(histogram), "class_histogram": histogram,
+                     "goal_rates": {str(g): histogram[g] for g in goals}})
+
+    for seed in seeds:
+        for design in settings["designs"]:
+            for c in settings["classes"]:
+                row(seed, None, design, [c], units.REAL, None, 0.99)
+                row(seed, None, design, [c], units.CEILING, None, 0.9 if design == "default" else 0.8)
+        for c in settings["classes"]:
+            row(seed, None, "default", [c], units.CVAE, "every image", 0.97)
+            for draw in draws:
+                for labels in ("1", "10"):
+                    row(seed, draw, "default", [c], units.sampler_method("graph"), labels, 0.5 + 0.2 * draw + 0.01 * c)
+        for draw in draws:
+            row(seed, draw, "default", [6, 9], units.sampler_method("graph"), "10", 0.9 - 0.1 * draw)
+    return {"settings": settings, "rows": rows, "engine": {"units": 1, "workers": 2, "computed": 1},
+            "wall_seconds": 60.0, "failed_sources": {}}
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_the_study_report_shows_every_draw_its_spread_and_its_worst(seeds):
+    """Every draw (of every seed) counts: the worst draw is named, the spread over draws is not zero."""
+    report_json = fake_study(seeds)
+    table, prose = study_report.study_markdown(report_json), study_report.study_prose(report_json)
+    assert "| 3 | 80.0 ± 0.0 |" not in table  # the ceiling columns hold the two designs' own numbers
+    assert "| 0 | 90.0 (90.0) | 97.0 (97.0) | 60.0 (50.0), 0.95 | 60.0 (50.0), 0.95 |" in table
+    assert "± 0.0" not in table.split("Goals 6 + 9 together")[1]  # the pair's share over two draws has a spread
+    assert "worst draw 0, draw 0" in prose and f"met on 0 of {3 * 2 * len(seeds)} class draws" in prose
