@@ -85,7 +85,10 @@ def spread(values):
 
 
 def pm_pct(values):
+    """'mean ± sd' in percent; one value (one trained seed) is shown alone, with no spread to claim."""
     values = list(values)
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
     return f"{100 * mean(values):.1f} ± {100 * spread(values):.1f}"
 
 
@@ -296,7 +299,8 @@ def study_prose(study):
             lines.append(
                 f"- **{title}, `{name}` from {labels} label{'s' if labels != '1' else ''}:** "
                 f"{worst_phrase(rows, dataset, method, labels)}. Target ({rule}) met on {met} of {len(judged)} "
-                f"class draws (of {n_draws})" + (f"; missed on {', '.join(missed)}." if missed else "."))
+                "class draws" + (f" (of {n_draws} planned)" if len(judged) < n_draws else "")
+                + (f"; missed on {', '.join(missed)}." if missed else "."))
         few = budgets[-1]
         best_vs_cvae = []
         for c in s["classes"]:
