@@ -93,8 +93,10 @@ def pm_pct(values):
 
 
 def cell(by_draw, key="target_rate"):
-    """'mean (worst)' of a metric over the label draws, in percent."""
+    """'mean (worst)' of a metric over the label draws, in percent; a single value (a ceiling, the CVAE) alone."""
     values = [row[key] for row in by_draw.values()]
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
     return f"{100 * mean(values):.1f} ({100 * min(values):.1f})" if values else "n/a"
 
 
@@ -179,7 +181,8 @@ def pairs_table(rows, dataset):
             continue
         names = datasets.class_names(dataset, goals)
         lines += ["", f"Goals {names} together, {few} labels each (an even split is 50% each):", "",
-                  "| sampler | goal images (worst) | " + " | ".join(f"share {class_label(dataset, g)}" for g in goals)
+                  "| sampler | goal images (worst) | "
+                  + " | ".join(f"share {class_label(dataset, g)} (mean ± sd over draws)" for g in goals)
                   + " |", "|---|---:|" + "---:|" * len(goals)]
         for m in methods:
             got = rows.get(dataset, goals, m, few)
@@ -254,8 +257,8 @@ def worst_phrase(rows, dataset, method, labels):
     rate, c, (seed, draw) = min(draws)
     ceiling = mean(r["target_rate"] for r in rows.get(dataset, [worst_class], CEILING).values())
     return (f"mean over classes {pct(mean(means.values()))}; worst class {class_label(dataset, worst_class)} "
-            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst draw {class_label(dataset, c)}, draw "
-            f"{draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f": {pct(rate)}")
+            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst single draw: class {class_label(dataset, c)}, "
+            f"draw {draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f", {pct(rate)}")
 
 
 def study_prose(study):
@@ -314,7 +317,8 @@ def study_prose(study):
             within = [b for b in best_vs_cvae if b[0] >= -evaluate.CVAE_GAP]
             worst_gap, worst_c, worst_m = min(best_vs_cvae)
             lines.append(
-                f"- **{title}, the best sampler from {few} labels against the fully labelled CVAE:** within "
+                f"- **{title}, the best sampler from {few} labels (by its weakest of target rate, precision and "
+                f"coverage) against the fully labelled CVAE:** within "
                 f"{100 * evaluate.CVAE_GAP:g} points (or above) on {len(within)} of {len(best_vs_cvae)} classes; the "
                 f"largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` is "
                 f"{-100 * worst_gap:.1f} points below the CVAE.")
