@@ -86,15 +86,21 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+def nearest_existing_folder(path):
+    """The closest folder above `path` that exists now (where a write would have to create the rest)."""
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return existing
+
+
 def check_writable(path, what="output"):
     """Raise an OSError naming `path` now, before any expensive work, when a file cannot be written there: it is a
     folder, a file stands where a folder should, or the nearest existing folder above it cannot be written to.
     Nothing is created (a refused run leaves no folder behind)."""
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, f"{what} is a folder, not a file", path)
-    existing = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = nearest_existing_folder(path)
     if not os.path.isdir(existing):
         raise NotADirectoryError(errno.ENOTDIR, f"{what} needs a folder where the file {existing} is", path)
     probe = None

@@ -55,10 +55,8 @@ CHUNK = 10_000  # images decoded and written at a time: memory stays flat for an
 def check_output(out, n):
     """Before any work: the output file can be written, and the disk has room for n images (one line otherwise)."""
     cache.check_writable(out, "--out")
-    folder = os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(folder):  # the folder is made when the file is written: its disk is the nearest one's
-        folder = os.path.dirname(folder)
-    free = shutil.disk_usage(folder).free
+    # the folder is made when the file is written: its disk is the nearest existing folder's
+    free = shutil.disk_usage(cache.nearest_existing_folder(out)).free
     if n * IMAGE_BYTES > free:
         raise ConfigError(f"--n {n:,} needs {n * IMAGE_BYTES / 2 ** 30:,.1f} GiB for {out}, but its disk has "
                           f"{free / 2 ** 30:,.1f} GiB free")
