@@ -35,6 +35,7 @@ import cache
 import cli
 import constants
 import datasets
+import fitting
 from models import ConvVAE, GaussianMixturePrior, StandardNormalPrior, SubPixelConvTranspose2d, pick_device
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -88,7 +89,7 @@ def with_stock_layers(model):
 
 def dataloader_epochs(data_dir, seed, epochs, normalise, on_epoch):
     """The usual PyTorch example pipeline: PIL -> tensor per sample (and Normalize, optionally), DataLoader at
-    batch 64, stock layers, plain Adam 1e-3; validated after each epoch exactly as train.fit validates."""
+    batch 64, stock layers, plain Adam 1e-3; validated after each epoch exactly as fitting.fit validates."""
     import losses
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets as tv_datasets
@@ -156,7 +157,7 @@ def child(args):
         batch = 128 if args.child == "tensors-128" else constants.BATCH_SIZE
         for epoch in range(1 + (args.child == "compile")):  # compile: the first epoch compiles, time the second
             started = time.time()
-            history = train.fit(model, StandardNormalPrior(4), data.train_x, data.val_x,
+            history = fitting.fit(model, StandardNormalPrior(4), data.train_x, data.val_x,
                                 config.RunConfig(batch_size=batch, seed=args.seed), beta=1.0, epochs=1, progress=False)
             print(json.dumps({"epoch": epoch + 1, "seconds": time.time() - started, "val_loss": history[-1]["val_loss"],
                               "images": len(data.train_x), "peak_rss_mib": peak_rss_mib()}), flush=True)

@@ -21,6 +21,7 @@ VAES = ("base", "cvae", "goal", "gmm")
 FINETUNED = ("goal", "gmm")
 ARTEFACTS = VAES + ("classifier", "unlabelled", "sampler", "evaluation")
 SAMPLING = ("sampler", "evaluation")
+TRAINING = VAES + SAMPLING  # the training loop's settings: the VAEs and the pseudo-label sampler's fine-tune
 
 
 class ConfigError(ValueError):
@@ -139,7 +140,8 @@ SETTINGS = (
     Setting("labelled_only_kl", "LABELLED_ONLY_KL", "goal/GMM KL on the labelled goal images only, N(0, I) elsewhere",
             FINETUNED, boolean, parse_bool),
     # objectives
-    Setting("beta_base", "BETA_BASE", "KL weight of the base VAE and the CVAE", ("base", "cvae"), non_negative, float),
+    Setting("beta_base", "BETA_BASE", "KL weight of the base VAE and the CVAEs", ("base", "cvae") + SAMPLING,
+            non_negative, float),
     Setting("beta_goal", "BETA_GOAL", "KL weight of the goal VAE", ("goal",), non_negative, float),
     Setting("beta_gmm", "BETA_GMM", "KL weight of the GMM VAE", ("gmm",), non_negative, float),
     Setting("gmm_components", "GMM_N_COMPONENTS", "most mixture components of the GMM prior", ("gmm",) + SAMPLING,
@@ -151,19 +153,19 @@ SETTINGS = (
     Setting("gmm_kl_samples", "GMM_KL_SAMPLES", "Monte Carlo samples per image of the GMM KL", ("gmm",),
             int_at_least(1)),
     # optimisation
-    Setting("batch_size", "BATCH_SIZE", "training batch size", VAES, int_at_least(1)),
-    Setting("lr", "LEARNING_RATE", "peak learning rate", VAES, positive, float),
-    Setting("lr_schedule", "LR_SCHEDULE", "learning-rate schedule", VAES, one_of("one-cycle", "plateau"), str),
-    Setting("warmup", "WARMUP", "one-cycle: share of steps spent warming up", VAES, fraction),
+    Setting("batch_size", "BATCH_SIZE", "training batch size", TRAINING, int_at_least(1)),
+    Setting("lr", "LEARNING_RATE", "peak learning rate", TRAINING, positive, float),
+    Setting("lr_schedule", "LR_SCHEDULE", "learning-rate schedule", TRAINING, one_of("one-cycle", "plateau"), str),
+    Setting("warmup", "WARMUP", "one-cycle: share of steps spent warming up", TRAINING, fraction),
     Setting("epochs_base", "EPOCHS_BASE", "epochs of the base VAE and the CVAE", ("base", "cvae"), int_at_least(1)),
     Setting("epochs_finetune", "EPOCHS_FINETUNE", "epochs of the goal and GMM fine-tunes", FINETUNED,
             int_at_least(1)),
-    Setting("patience", "PATIENCE", "early stopping: epochs without a better validation loss", VAES,
+    Setting("patience", "PATIENCE", "early stopping: epochs without a better validation loss", TRAINING,
             int_at_least(1)),
-    Setting("lr_patience", "LR_PATIENCE", "plateau schedule: epochs before the learning rate is halved", VAES,
+    Setting("lr_patience", "LR_PATIENCE", "plateau schedule: epochs before the learning rate is halved", TRAINING,
             int_at_least(0)),
-    Setting("grad_clip", "GRAD_CLIP", "largest global gradient norm", VAES, positive, float),
-    Setting("channels_last", "CHANNELS_LAST", "channels-last memory layout while training", VAES, boolean,
+    Setting("grad_clip", "GRAD_CLIP", "largest global gradient norm", TRAINING, positive, float),
+    Setting("channels_last", "CHANNELS_LAST", "channels-last memory layout while training", TRAINING, boolean,
             parse_bool),
     # biased samplers
     Setting("graph_neighbours", "GRAPH_NEIGHBOURS", "graph sampler: k of the k-NN graph", ("unlabelled",),
@@ -176,6 +178,8 @@ SETTINGS = (
             SAMPLING, fraction_or_one),
     Setting("graph_temperature", "GRAPH_TEMPERATURE", "graph sampler: scale of the posterior variance", SAMPLING,
             positive, float),
+    Setting("pseudo_epochs", "PSEUDO_EPOCHS", "pseudo-label sampler: fine-tuning epochs of its conditional decoder",
+            SAMPLING, int_at_least(1)),
     Setting("ratio_components", "RATIO_COMPONENTS", "ratio sampler: GMM components of all training latents",
             ("unlabelled",), int_at_least(1)),
     Setting("ratio_rounds", "RATIO_ROUNDS", "ratio sampler: self-training rounds", SAMPLING, int_at_least(0)),

@@ -54,6 +54,7 @@ GRAPH_RESTART = 0.01  # personalised PageRank: probability of jumping back to a 
 GRAPH_CORE = 0.8  # keep a found image when at least this share of its neighbours was found too
 GRAPH_MAX_SHARE = 0.15  # the goal class is taken to hold at most this share of the images (10 classes: about 0.1)
 GRAPH_TEMPERATURE = 0.25  # the graph sampler draws z ~ N(mu(x), GRAPH_TEMPERATURE * sigma^2(x)) around found images
+PSEUDO_EPOCHS = 3  # pseudo-label sampler: epochs of its conditional decoder's fine-tune on found images and others
 RATIO_COMPONENTS = 30  # the ratio sampler's density of all training latents: a GMM with this many components
 RATIO_ROUNDS = 3  # the ratio sampler's self-training rounds
 

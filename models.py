@@ -214,6 +214,24 @@ class ConditionalVAE(GaussianLatentVAE):
                                           nn.Linear(hidden, 2 * latent_dim))
         self.decoder = decoder(latent_dim + n_classes, hidden)
 
+    @classmethod
+    def from_unconditional(cls, base, n_classes):
+        """A ConditionalVAE that starts as the trained ConvVAE `base`: the same weights, with zero weights on the
+        label's inputs of the first layer on each side, so the label is ignored until fine-tuning teaches it."""
+        cvae = cls(base.latent_dim, base.arch, base.likelihood, base.hidden_size, base.logvar_min, base.logvar_max,
+                   n_classes).to(next(base.parameters()).device)
+        target, n_features, state = cvae.state_dict(), len(cvae.features), {}
+        for key, value in base.state_dict().items():
+            part, index, rest = key.split(".", 2)
+            if part == "encoder":  # ConvVAE's encoder is the features and then the head, in one Sequential
+                key = f"features.{index}.{rest}" if int(index) < n_features else \
+                    f"encoder_head.{int(index) - n_features}.{rest}"
+            if value.shape != target[key].shape:  # the first Linear on each side: widen with zero label columns
+                value = torch.cat([value, value.new_zeros(value.shape[0], n_classes)], 1)
+            state[key] = value
+        cvae.load_state_dict(state)
+        return cvae
+
     def one_hot(self, labels, like):
         return nn.functional.one_hot(labels.long(), self.n_classes).to(like.dtype)
 
@@ -407,11 +425,17 @@ def cycled_labels(digits, n):
 def decode_prior_samples(model, prior, n, batch_size=1000, labels=None):
     """n images decoded from z ~ prior (draws from torch's global RNG: seed it for repeatable samples).
 
-    A ConditionalVAE also takes the n labels to decode with (see cycled_labels)."""
+    A ConditionalVAE also takes the n labels to decode with (see cycled_labels). A prior with a `generator` (a
+    conditional decoder of its own) is decoded by that generator, with the labels it draws beside z."""
     device = next(model.parameters()).device
+    prior = prior.to(device)
+    if getattr(prior, "generator", None) is not None:
+        # a sampler that brings its own conditional decoder (samplers.PseudoLabelSampler) draws z and the label
+        model, (z, labels) = prior.generator, prior.sample_labelled(n)
+    else:
+        z = prior.sample(n)
     was_training = model.training
     model.eval()
-    z = prior.to(device).sample(n)
     images = []
     for i in range(0, n, batch_size):
         extra = () if labels is None else (labels[i:i + batch_size].to(device),)

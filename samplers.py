@@ -7,8 +7,9 @@ that takes a prior takes a sampler (models.decode_prior_samples, say).
     exemplar       the labelled images' own posteriors, mixed (VampPrior, labelled images as pseudo-inputs)
     ratio          density ratio: z from a density of all training latents, accepted by p_goal(z) / p_all(z)
     graph          positive-unlabelled: the goal images found among the unlabelled ones by graph clustering
+    pseudo-label   graph's found images as pseudo-labels for a conditional decoder, fine-tuned from the base VAE
 
-`ratio` and `graph` also learn from the unlabelled training images (never their labels): `fit_unlabelled` does
+`ratio`, `graph` and `pseudo-label` also learn from the unlabelled training images (never their labels): `fit_unlabelled` does
 that label-free part once per trained VAE.
 """
 import math
@@ -25,9 +26,10 @@ import torch.nn as nn
 import cache
 import constants
 import datasets
+import fitting
 import losses
 from errors import SamplerError
-from models import (DiagonalGaussianPrior, GaussianMixturePrior, encode_means, encode_posteriors, hidden_features,
+from models import (ConditionalVAE, DiagonalGaussianPrior, StandardNormalPrior, GaussianMixturePrior, encode_means, encode_posteriors, hidden_features,
                     check_checkpoint_serves, decode_prior_samples, load_checkpoint)
 
 
@@ -102,6 +104,26 @@ class EqualMixture(nn.Module):
         counts = torch.bincount(torch.randint(len(self.parts), (n,)), minlength=len(self.parts)).tolist()
         z = torch.cat([part.sample(c) for part, c in zip(self.parts, counts) if c > 0])
         return z[torch.randperm(n, device=z.device)]
+
+
+class PseudoLabelSampler(EqualMixture):
+    """An EqualMixture of per-goal latent mixtures that brings its own decoder: a ConditionalVAE (`generator`),
+    which decodes each goal's z with that goal's label (models.decode_prior_samples does that). log_prob and sample
+    describe z alone, as for the other samplers."""
+    kind = "conditional"
+
+    def __init__(self, generator, parts, labels):
+        super().__init__(parts)
+        self.generator = generator
+        self.register_buffer("labels", torch.as_tensor(labels, dtype=torch.long))
+
+    def sample_labelled(self, n):
+        """(z [n, d], the generator's label of each): equal shares per goal, shuffled; torch's global RNG."""
+        counts = torch.bincount(torch.randint(len(self.parts), (n,)), minlength=len(self.parts)).tolist()
+        z = torch.cat([part.sample(c) for part, c in zip(self.parts, counts) if c > 0])
+        labels = torch.cat([label.repeat(c) for label, c in zip(self.labels, counts) if c > 0]).to(z.device)
+        order = torch.randperm(n, device=z.device)
+        return z[order], labels[order]
 
 
 # --- what the samplers learn from the unlabelled training images (no labels) -------------------------
@@ -297,6 +319,44 @@ def fit_graph(model, data, cfg, seeds, unlabelled):
     # the aggregate posterior of the found images, each posterior's variance scaled by the temperature
     mu, logvar = unlabelled["mu"][found], unlabelled["logvar"][found]
     return DiagonalMixture(mu, cfg.graph_temperature * logvar.exp()), {"found": found}
+
+
+@register("pseudo-label", "graph's found images train a conditional decoder, fine-tuned from the base VAE",
+          needs_unlabelled=True)
+def fit_pseudo_label(model, data, cfg, labelled, unlabelled):
+    # pseudo-labelling (Lee 2013) of the unlabelled images by the graph's discovery step, then a conditional VAE
+    # (Sohn et al. 2015) trained on them: the route DPT takes (You et al. 2023), here fine-tuned from the base VAE
+    # so that a few epochs on the found images and as many others suffice. Label 0: not a goal; g + 1: goal g.
+    n = len(data.train_x)
+    pseudo, found = torch.zeros(n, dtype=torch.long), {}
+    for index, (goal, seeds) in enumerate(labelled.items(), start=1):
+        found[goal] = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
+                                        cfg.graph_max_share)
+        claimed = pseudo[found[goal]] != 0
+        pseudo[found[goal]] = torch.where(claimed, -1, index)  # an image two goals claim is left out
+    goal_images = torch.nonzero(pseudo > 0).squeeze(1)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    others = torch.nonzero(pseudo == 0).squeeze(1)
+    others = others[torch.randperm(len(others), generator=generator)[:len(goal_images)]]
+    chosen = torch.cat([goal_images, others])
+    chosen = chosen[torch.randperm(len(chosen), generator=generator)]
+    n_val = max(1, len(chosen) // 10)  # early stopping on a tenth of them
+    device = next(model.parameters()).device
+    images, labels = data.train_x[chosen.to(data.train_x.device)], pseudo[chosen]
+    with losses.forked_rng(device):  # layer init and fit draw from the global RNG: the caller's stay as they were
+        cvae = ConditionalVAE.from_unconditional(model, len(labelled) + 1)
+        fitting.fit(cvae, StandardNormalPrior(model.latent_dim), images[n_val:], images[:n_val], cfg,
+                    beta=cfg.beta("cvae"), epochs=cfg.pseudo_epochs, desc="pseudo-label", progress=False,
+                    train_labels=labels[n_val:], val_labels=labels[:n_val])
+    cvae.eval()
+    parts = []
+    for index, (goal, seeds) in enumerate(labelled.items(), start=1):
+        # z from the found images' own posteriors under the fine-tuned encoder, as graph draws them
+        goal_x = data.train_x[found[goal].to(data.train_x.device)]
+        with torch.no_grad():
+            mu, logvar = encode_posteriors(cvae, goal_x, labels=torch.full((len(goal_x),), index, device=device))
+        parts.append(DiagonalMixture(mu.cpu(), cfg.graph_temperature * logvar.exp().cpu()))
+    return PseudoLabelSampler(cvae, parts, list(range(1, len(labelled) + 1))), {"found": found}
 
 
 @register("exemplar", "the labelled images' own posteriors, mixed (a VampPrior)")

@@ -12,6 +12,7 @@ import cache
 import config
 import constants
 import datasets
+import fitting
 import losses
 import models
 import train
@@ -53,7 +54,7 @@ BAD_VALUES = {"arch": "mlp", "likelihood": "laplace", "hidden": 0, "label_draw":
               "batch_size": 0, "lr": 0.0, "lr_schedule": "cosine", "warmup": 1.0, "epochs_base": 0,
               "epochs_finetune": 0, "patience": 0, "lr_patience": -1, "grad_clip": 0.0, "channels_last": 1,
               "graph_neighbours": 0, "graph_restart": 0.0, "graph_core": 1.5, "graph_max_share": 0.0,
-              "graph_temperature": 0.0, "ratio_components": 0, "ratio_rounds": -1, "classifier_epochs": 0,
+              "graph_temperature": 0.0, "pseudo_epochs": 0, "ratio_components": 0, "ratio_rounds": -1, "classifier_epochs": 0,
               "classifier_lr": -1.0, "classifier_batch_size": 0, "eval_samples": 1, "prdc_neighbours": 0}
 
 
@@ -102,7 +103,8 @@ def test_every_setting_the_code_of_an_artefact_reads_is_in_its_identity():
              "gmm": [train.train_run, train.fit_prior, train.labelled_kl_masks, train.check_goal_data,
                      datasets.load_for],
              "unlabelled": [samplers.get_unlabelled, datasets.load_for],
-             "evaluation": [samplers.fit_sampler, samplers.labelled_indices, units.evaluation_unit, units.splits_for],
+             "evaluation": [samplers.fit_sampler, samplers.labelled_indices, units.evaluation_unit, units.splits_for,
+                            samplers.fit_pseudo_label, fitting.fit],
              "classifier": [classifier.get_classifier]}
     # reads in branches that do not run for that kind, or values that reach it through a parent's content hash
     not_for_this_kind = {"base": {"labelled_only_kl"}, "cvae": {"labelled_only_kl"},  # a fine-tune's branch only
@@ -242,7 +244,7 @@ def test_early_stopping_stops_after_patience_epochs_without_a_better_loss(tiny_d
     """A learning rate of 1e-12 leaves the weights (and so the fixed-noise validation loss) unchanged: the loop
     must stop after `patience` epochs without a gain, not run all ten."""
     model = ConvVAE(2)
-    history = train.fit(model, StandardNormalPrior(2), tiny_data.train_x, tiny_data.val_x,
+    history = fitting.fit(model, StandardNormalPrior(2), tiny_data.train_x, tiny_data.val_x,
                         config.RunConfig(lr=1e-12, patience=2, batch_size=100), beta=1.0, epochs=10, progress=False)
     assert len(history) == 3
     assert losses.objective(model, StandardNormalPrior(2), tiny_data.val_x, 1.0, constants.SEED)["loss"] == \
@@ -252,7 +254,7 @@ def test_early_stopping_stops_after_patience_epochs_without_a_better_loss(tiny_d
 def test_fit_keeps_the_best_weights_on_its_own_objective(tiny_data):
     model = ConvVAE(2)
     prior = DiagonalGaussianPrior(torch.ones(2), torch.full((2,), 0.2))
-    history = train.fit(model, prior, tiny_data.train_x, tiny_data.val_x, config.RunConfig(batch_size=64), beta=1.0,
+    history = fitting.fit(model, prior, tiny_data.train_x, tiny_data.val_x, config.RunConfig(batch_size=64), beta=1.0,
                         epochs=3, progress=False)
     again = losses.objective(model, prior, tiny_data.val_x, 1.0, constants.SEED)
     assert again["loss"] == pytest.approx(min(h["val_loss"] for h in history), rel=1e-5)

@@ -9,6 +9,7 @@ import config
 import constants
 import losses
 import models
+import fitting
 import train
 from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
                     SubPixelConvTranspose2d, cycled_labels, decode_prior_samples, pick_device)
@@ -183,7 +184,7 @@ def test_conditional_vae_uses_its_label_and_round_trips_through_a_checkpoint(tmp
 def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
     data = small_data
     cvae = ConditionalVAE(2)
-    history = train.fit(cvae, StandardNormalPrior(2), data.train_x[:512], data.val_x[:256],
+    history = fitting.fit(cvae, StandardNormalPrior(2), data.train_x[:512], data.val_x[:256],
                         config.RunConfig(batch_size=128), beta=1.0, epochs=2, progress=False,
                         train_labels=data.train_y[:512], val_labels=data.val_y[:256])
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["val_loss"])) for h in history)
@@ -193,7 +194,7 @@ def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
     assert val_mask.sum() == math.ceil(20 * len(data.val_y) / len(data.train_y))
     model = ConvVAE(2)
     prior = DiagonalGaussianPrior(torch.ones(2), torch.full((2,), 0.25))
-    history = train.fit(model, prior, data.train_x[:512], data.val_x[:256], config.RunConfig(batch_size=128),
+    history = fitting.fit(model, prior, data.train_x[:512], data.val_x[:256], config.RunConfig(batch_size=128),
                         beta=1.0, epochs=1, progress=False, train_kl_mask=train_mask[:512], val_kl_mask=val_mask[:256])
     # the validation KL mixes both priors exactly as losses.labelled_only_kl does
     recon, kl = losses.per_image_terms(model, prior, data.val_x[:256], constants.SEED, kl_mask=val_mask[:256])

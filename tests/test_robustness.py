@@ -11,6 +11,7 @@ import cli
 import config
 import constants
 import models
+import fitting
 import train
 from conftest import run_script
 from models import ConvVAE, DiagonalGaussianPrior, StandardNormalPrior
@@ -164,7 +165,7 @@ def test_nan_loss_names_the_step_and_keeps_the_good_checkpoint(small_data, tmp_p
 @pytest.mark.parametrize("beta, latent_dim", [(0.1, 2), (5.0, 16)])
 def test_training_stays_finite_across_beta_and_latent_dim(small_data, beta, latent_dim):
     torch.manual_seed(0)
-    history = train.fit(ConvVAE(latent_dim), StandardNormalPrior(latent_dim), small_data.train_x[:1000],
+    history = fitting.fit(ConvVAE(latent_dim), StandardNormalPrior(latent_dim), small_data.train_x[:1000],
                         small_data.val_x[:200], config.RunConfig(batch_size=100), beta=beta, epochs=1, progress=False)
     assert all(torch.isfinite(torch.tensor(h["val_loss"])) for h in history)
 

@@ -161,3 +161,46 @@ def test_labelled_indices_take_the_budget_per_goal(small_data):
     assert set(per_goal) == {6, 9}
     for goal, indices in per_goal.items():
         assert len(indices) == 4 and bool((small_data.train_y[indices] == goal).all())
+
+
+def test_a_conditional_vae_grown_from_a_base_vae_starts_as_that_vae():
+    """ConditionalVAE.from_unconditional copies every weight and gives the label zero weight: for any label, the
+    same posterior and the same decoded image as the base (a wrong key map or widening fails this)."""
+    from models import ConditionalVAE, ConvVAE
+    for arch in ("conv", "resnet"):
+        torch.manual_seed(0)
+        base = ConvVAE(latent_dim=3, arch=arch).eval()
+        cvae = ConditionalVAE.from_unconditional(base, 4).eval()
+        x, z = torch.rand(5, 1, 28, 28), torch.randn(5, 3)
+        for label in range(4):
+            labels = torch.full((5,), label)
+            for got, want in zip(cvae.encode(x, labels), base.encode(x)):
+                torch.testing.assert_close(got, want)
+            torch.testing.assert_close(cvae.decode(z, labels), base.decode(z))
+
+
+def test_the_pseudo_label_sampler_decodes_with_its_own_generator(small_data, trained):
+    """Issue 20: graph's found images (the same as graph finds) train a conditional decoder, one label per goal
+    plus "not a goal"; decode_prior_samples uses that decoder and the label of each z's goal, and the caller's
+    random stream is not disturbed by the fine-tune."""
+    model, cfg, unlabelled = trained
+    cfg = cfg.replace(goals=[6, 9], expert_labels=3, pseudo_epochs=1).validate()
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    sampler, info = samplers.fit_sampler("pseudo-label", model, small_data, cfg, unlabelled)
+    torch.testing.assert_close(torch.rand(3), expected_next)
+    _, graph_info = samplers.fit_sampler("graph", model, small_data, cfg, unlabelled)
+    for goal in (6, 9):
+        assert torch.equal(torch.as_tensor(info["found"][goal]), torch.as_tensor(graph_info["found"][goal]))
+    assert sampler.generator.n_classes == 3 and sampler.labels.tolist() == [1, 2]
+    torch.manual_seed(1)
+    z, labels = sampler.sample_labelled(4000)
+    assert set(labels.tolist()) == {1, 2} and abs((labels == 1).double().mean().item() - 0.5) < 0.03
+    torch.manual_seed(1)
+    images = decode_prior_samples(model, sampler, 8)
+    torch.manual_seed(1)
+    z, labels = sampler.sample_labelled(8)
+    with torch.no_grad():
+        torch.testing.assert_close(images, sampler.generator.decode(z, labels))
+        assert not torch.allclose(images, model.decode(z), atol=1e-3)  # not the base decoder
