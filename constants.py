@@ -75,7 +75,7 @@ N_SAMPLE_GRID = 64  # images in each sample grid figure
 
 # --- study (study.py) -------------------------------------------------------------------------
 STUDY_SEEDS = [0]  # the seeds the study's VAEs are trained with (each trains every model anew)
-STUDY_DRAWS = [0, 1]  # the expert's label draws per class and budget (LABEL_DRAW): the worst draw is reported
+STUDY_DRAWS = [0, 1, 2]  # the expert's label draws per class and budget (LABEL_DRAW): the worst draw is reported
 STUDY_DATASETS = ["mnist", "fashion-mnist"]
 # the default model (constants above), and the designs it is compared with, by what they change: their decoder
 # ceilings only (the samplers run on the default)

@@ -67,6 +67,8 @@ def load_source(model_name, sampler, cfg, out_dir=constants.OUT_DIR, data_dir=No
     the settings the user gave, which the checkpoint must have been trained with (models.check_checkpoint_serves)."""
     models_dir = train.models_dir_for(out_dir, cfg.dataset)
     path = train.checkpoint_path(models_dir, train.checkpoint_name(model_name, cfg))
+    if asked and os.path.isdir(models_dir):  # the settings given may name one kept beside the latest checkpoint
+        path = train.find_checkpoint(model_name, cfg, datasets.load_for(cfg, data_dir), models_dir) or path
     if not os.path.exists(path):
         flags = " --labelled-only-kl" if model_name in config.FINETUNED and cfg.labelled_only_kl else ""
         raise cli.CheckpointError(f"no trained {model_name} model at {path}: run `python alltests.py` or "

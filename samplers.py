@@ -167,11 +167,19 @@ def get_unlabelled(model, checkpoint, data, cfg, models_dir, log=print):
 
 
 def _adjacency(neighbours):
-    """The symmetric 0/1 adjacency matrix of a k-NN graph (an edge where either is among the other's k)."""
+    """The symmetric 0/1 adjacency matrix of the mutual k-NN graph: an edge where each is among the other's k.
+    Mutual k-NN graphs keep clusters apart where the symmetric (either-way) graph bridges them through hubs
+    (Maier, Hein & von Luxburg 2009, "Optimal construction of k-nearest-neighbor graphs for identifying noisy
+    clusters"); measured on the graph's found images over every class and two label draws at 10 labels: MNIST
+    purity 0.935 -> 0.955 (recall 0.898 -> 0.895), Fashion-MNIST 0.655 -> 0.656. A node with no mutual
+    neighbour keeps its own k edges, so every node has a degree."""
     n, k = neighbours.shape
     rows = np.repeat(np.arange(n), k)
     directed = scipy.sparse.csr_matrix((np.ones(n * k), (rows, neighbours.numpy().ravel())), shape=(n, n))
-    return ((directed + directed.T) > 0).astype(np.float64).tocsr()
+    mutual = directed.multiply(directed.T)
+    alone = np.asarray(mutual.sum(1)).ravel() == 0
+    kept = scipy.sparse.diags(alone.astype(np.float64)) @ directed  # the out-edges of nodes with no mutual edge
+    return ((mutual + kept + kept.T) > 0).astype(np.float64).tocsr()
 
 
 def personalised_pagerank(adjacency, seeds, restart=constants.GRAPH_RESTART, tol=1e-10):

@@ -7,6 +7,7 @@
 import copy
 import math
 import os
+import shutil
 
 import torch
 
@@ -34,7 +35,66 @@ def checkpoint_name(name, cfg):
 
 
 def checkpoint_path(models_dir, name):
+    """models_dir/<name>.pt: the latest checkpoint of run `name`, the one notebooks and sample.py open."""
     return os.path.join(models_dir, f"{name}.pt")
+
+
+def kept_path(models_dir, name, identity):
+    """models_dir/kept/<name>-<identity key>.pt: where a checkpoint is kept once a run with other settings
+    replaces it, so that switching back reuses it (nanoGPT's out_dir, Lightning's versioned runs)."""
+    return os.path.join(models_dir, "kept", f"{name}-{cache.key(identity)}.pt")
+
+
+def _stored_identity(path):
+    try:
+        saved = cache.load_tensors(path)
+    except (OSError, cache.UnsafeFileError):
+        return None
+    return saved.get("identity") if isinstance(saved, dict) else None
+
+
+def _link_or_copy(source, target):
+    """target becomes a copy of source: a hard link where the file system allows it (no second copy on disk)."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with cache.atomic_path(target) as tmp:
+        os.remove(tmp)  # atomic_path made an empty file: the link takes its name
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+
+def keep_before_replacing(path, models_dir, name, log):
+    """Before `path` is replaced by a checkpoint with other settings: keep it under its own identity (kept_path).
+    A folder that cannot be written costs a notice: keeping only saves a later retraining."""
+    stored = _stored_identity(path) if os.path.exists(path) else None
+    if stored is None:
+        return
+    target = kept_path(models_dir, name, stored)
+    if os.path.exists(target):
+        return
+    try:
+        _link_or_copy(path, target)
+        log(f"{name}: the checkpoint it replaces is kept as {target}")
+    except OSError as error:
+        log(f"{name}: could not keep the checkpoint it replaces ({error.strerror or error}: {target})")
+
+
+def find_checkpoint(name, cfg, data, models_dir):
+    """The checkpoint of run `name` trained with exactly the settings of `cfg` on `data`: models_dir/<name>.pt or a
+    kept one (keep_before_replacing); None when neither exists. A fine-tune's base is looked up the same way."""
+    parent = None
+    if name in config.FINETUNED:
+        base_path = find_checkpoint("base", cfg, data, models_dir)
+        if base_path is None:
+            return None
+        parent = cache.load_tensors(base_path)
+    identity = run_identity(name, cfg, data, parent)
+    file_name = checkpoint_name(name, cfg)
+    for path in (checkpoint_path(models_dir, file_name), kept_path(models_dir, file_name, identity)):
+        if os.path.exists(path) and _stored_identity(path) == identity:
+            return path
+    return None
 
 
 # --- the runs ----------------------------------------------------------------------------------
@@ -117,8 +177,9 @@ def reuse_checkpoint(path, identity, device, log, what):
 
 
 def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, progress=True):
-    """Reuse models_dir/<checkpoint_name>.pt when its identity matches; otherwise train it (the goal and GMM VAEs
-    start from models_dir/base.pt, itself reused or trained first) and save it.
+    """Reuse models_dir/<checkpoint_name>.pt when its identity matches, or the kept checkpoint of these settings
+    (kept_path), which becomes the latest again; otherwise train it (the goal and GMM VAEs start from the base,
+    itself reused or trained first) and save it. The checkpoint it replaces is kept under its own identity.
 
     Returns (model, prior, checkpoint dict) with model and prior on `device`.
     """
@@ -129,13 +190,21 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
         check_goal_data(cfg, data)
     base = get_model("base", cfg, data, device, models_dir, log=log, progress=progress) \
         if name in config.FINETUNED else None
-    path = checkpoint_path(models_dir, checkpoint_name(name, cfg))
+    file_name = checkpoint_name(name, cfg)
+    path = checkpoint_path(models_dir, file_name)
     identity = run_identity(name, cfg, data, base[2] if base else None)
     with cache.locked(path):  # another run on the same folder waits here, then reuses what this one trains
         found = None if retrain else reuse_checkpoint(path, identity, device, log, name)
         if found:
             return found
-        model, prior, history = train_run(name, cfg, data, device, base, progress, desc=checkpoint_name(name, cfg))
+        kept = kept_path(models_dir, file_name, identity)
+        found = None if retrain or not os.path.exists(kept) else reuse_checkpoint(kept, identity, device, log, name)
+        keep_before_replacing(path, models_dir, file_name, log)
+        if found:  # trained before with these settings: it becomes the latest again
+            _link_or_copy(kept, path)
+            log(f"{name}: {kept} -> {path}")
+            return found
+        model, prior, history = train_run(name, cfg, data, device, base, progress, desc=file_name)
         checkpoint = save_checkpoint(path, model, prior, identity, history)
     best = min(history, key=lambda h: h["val_loss"])
     log(f"{name}: best val loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, kl {best['val_kl']:.3f}) "

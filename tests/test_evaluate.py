@@ -137,7 +137,8 @@ def test_quick_run_writes_results_with_every_field(quick_run):
     assert {("decoder ceiling", "base reconstructions of goal test images"), ("base", "N(0, I)"),
             ("goal VAE", "own prior"), ("gmm VAE", "own prior"), ("goal VAE", "N(0, I)"),
             ("gmm VAE, labelled-only KL", "own prior")} <= sources
-    assert {s for m, s in sources if m == "base + sampler"} == {"graph", "exemplar", "ratio", "goal-gmm", "goal-gaussian"}
+    assert {s for m, s in sources if m == "base + sampler"} == {"graph", "pseudo-label", "exemplar", "ratio", "goal-gmm",
+                                                                "goal-gaussian"}
     for row in results["sampling"]:
         assert {"target_rate", "precision", "recall", "density", "coverage", "fd_goal", "diversity"} <= set(row)
         assert sum(row["class_histogram"]) == pytest.approx(1.0, abs=1e-3)

@@ -195,6 +195,30 @@ def test_a_retrained_base_invalidates_its_fine_tunes_and_samplers(tiny_data, tmp
     assert any("unlabelled:" in line and "parent base" in line for line in logs), logs
 
 
+def test_each_configuration_keeps_its_checkpoint_and_switching_back_trains_nothing(tiny_data, tmp_path):
+    """Issue 22, defect 8: a base with another latent size replaces base.pt, and the first is kept under its
+    identity; asking for the first again reuses it (no training) and makes it the latest; find_checkpoint (what
+    sample.py looks a requested configuration up with) finds either, and nothing for settings never trained."""
+    folder = str(tmp_path)
+    first = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=lambda _: None, progress=False)
+    logs = []
+    train.get_model("base", tiny_config(latent_dim=3), tiny_data, DEVICE, folder, log=logs.append, progress=False)
+    assert any("kept as" in line for line in logs), logs
+    assert models.load_checkpoint(str(tmp_path / "base.pt"))[0].latent_dim == 3
+    kept = train.kept_path(folder, "base", first[2]["identity"])
+    assert train.find_checkpoint("base", tiny_config(), tiny_data, folder) == kept
+    logs.clear()
+    again = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=logs.append, progress=False)
+    assert not any("best val loss" in line for line in logs), logs  # reused, not trained
+    assert again[2]["content_hash"] == first[2]["content_hash"]
+    assert models.load_checkpoint(str(tmp_path / "base.pt"))[2]["content_hash"] == first[2]["content_hash"]
+    assert train.find_checkpoint("base", tiny_config(), tiny_data, folder) == str(tmp_path / "base.pt")
+    assert models.load_checkpoint(train.find_checkpoint("base", tiny_config(latent_dim=3), tiny_data,
+                                                         folder))[0].latent_dim == 3
+    assert train.find_checkpoint("base", tiny_config(latent_dim=5), tiny_data, folder) is None
+    assert train.find_checkpoint("goal", tiny_config(latent_dim=3), tiny_data, folder) is None
+
+
 def test_a_changed_setting_recomputes_a_study_unit(tmp_path, data_dir):
     spec = {"name": "s0/base", "model": "base", "data_dir": data_dir, "out_dir": str(tmp_path),
             "run": tiny_config().as_dict()}

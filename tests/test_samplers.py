@@ -105,6 +105,18 @@ def test_diagonal_mixture_log_prob_matches_torch_distributions():
                                atol=1e-5, rtol=1e-5)
 
 
+def test_the_graph_keeps_an_edge_only_where_both_ends_chose_each_other():
+    """The mutual k-NN graph (k = 2): 0-1, 1-2 and 3-4 chose each other; 0 -> 3, 2 -> 0, 3 -> 2 and 4 -> 2 were
+    one-way (the either-way graph would link the two groups); a node with no mutual edge keeps its own."""
+    neighbours = torch.tensor([[1, 3], [0, 2], [1, 0], [4, 2], [3, 2]])
+    edges = {tuple(sorted(e)) for e in zip(*samplers._adjacency(neighbours).nonzero())}
+    assert edges == {(0, 1), (1, 2), (3, 4)}
+    assert (samplers._adjacency(neighbours).toarray() == samplers._adjacency(neighbours).toarray().T).all()
+    lonely = torch.tensor([[1, 2], [0, 2], [0, 1], [0, 1]])  # nobody chose 3: it keeps its edges to 0 and 1
+    edges = {tuple(sorted(e)) for e in zip(*samplers._adjacency(lonely).nonzero())}
+    assert edges == {(0, 1), (0, 2), (1, 2), (0, 3), (1, 3)}
+
+
 def test_pagerank_is_the_stationary_distribution_of_the_restarting_walk():
     g = torch.Generator().manual_seed(0)
     neighbours = samplers.neighbour_graph(torch.randn(300, 4, generator=g), 6)
