@@ -160,7 +160,8 @@ def main(argv=None):
                              **({"found": found} if found else {}))
             plots.image_grid(images[:constants.N_SAMPLE_GRID], os.path.join(
                 figures_dir, f"sampler_{name}_{config.budget_name(budget)}.png"),
-                f"base decoder, z ~ {name} sampler from {config.budget_name(budget)} labelled {goal_names} images")
+                f"{'its own conditional' if hasattr(sampler, 'generator') else 'base'} decoder, z ~ {name} sampler "
+                f"from {config.budget_name(budget)} labelled {goal_names} images")
 
     test_split = {name: evaluate.test_split_metrics(model, prior, cfg.beta(name), data, cfg.goals, cfg.seed)
                   for name, (model, prior, _) in runs.items()}

@@ -2,8 +2,11 @@
 
 Every function returns one value per image ([B]); `vae_loss` averages over the batch.
 """
+import contextlib
 import math
+import random
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -82,10 +85,17 @@ def vae_loss(x, logits, mu, logvar, prior, beta, kl_mask=None, likelihood="gauss
     return recon + beta * kl, recon, kl
 
 
+@contextlib.contextmanager
 def forked_rng(device):
-    """Draws inside do not disturb the caller's random stream (CPU and, when used, the CUDA device)."""
-    devices = [device] if device.type == "cuda" else []
-    return torch.random.fork_rng(devices=devices)
+    """Draws inside do not disturb the caller's random streams: torch's (CPU and, when used, the CUDA device),
+    NumPy's and Python's global generators (fitting.fit reseeds all three)."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 @torch.inference_mode()

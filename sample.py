@@ -11,6 +11,7 @@ writes float32 [n, 28, 28] in [0, 1]. A biased sampler (samplers.REGISTRY) is fi
 """
 import argparse
 import os
+import re
 import shutil
 
 import numpy as np
@@ -62,17 +63,45 @@ def check_output(out, n):
                           f"{free / 2 ** 30:,.1f} GiB free")
 
 
+def kept_serving(models_dir, file_name, model_name, cfg, asked):
+    """The newest checkpoint kept beside the latest one (train.kept_path) that serves the request
+    (models.check_checkpoint_serves: the goals, labels and KL variant, and the settings the user gave); None when
+    no kept checkpoint does."""
+    kept = os.path.join(models_dir, "kept")
+    pattern = re.compile(re.escape(file_name) + r"-[0-9a-f]{20}\.pt")
+    paths = [os.path.join(kept, f) for f in os.listdir(kept) if pattern.fullmatch(f)] if os.path.isdir(kept) else []
+    for path in sorted(paths, key=os.path.getmtime, reverse=True):
+        try:
+            check_checkpoint_serves(cache.load_tensors(path, cli.CheckpointError), model_name, cfg, path, asked)
+            return path
+        except cli.CheckpointError:
+            continue
+    return None
+
+
 def load_source(model_name, sampler, cfg, out_dir=constants.OUT_DIR, data_dir=None, log=print, asked=()):
     """(model, what z is drawn from): the trained `model_name` and `sampler` fitted for the goals of `cfg`. `asked`:
-    the settings the user gave, which the checkpoint must have been trained with (models.check_checkpoint_serves)."""
+    the settings the user gave, which the checkpoint must have been trained with (models.check_checkpoint_serves).
+    The latest checkpoint first; when it cannot serve the request, the newest kept one that can."""
     models_dir = train.models_dir_for(out_dir, cfg.dataset)
-    path = train.checkpoint_path(models_dir, train.checkpoint_name(model_name, cfg))
-    if asked and os.path.isdir(models_dir):  # the settings given may name one kept beside the latest checkpoint
-        path = train.find_checkpoint(model_name, cfg, datasets.load_for(cfg, data_dir), models_dir) or path
+    file_name = train.checkpoint_name(model_name, cfg)
+    path = train.checkpoint_path(models_dir, file_name)
     if not os.path.exists(path):
         flags = " --labelled-only-kl" if model_name in config.FINETUNED and cfg.labelled_only_kl else ""
         raise cli.CheckpointError(f"no trained {model_name} model at {path}: run `python alltests.py` or "
                                   f"`python train.py --model {model_name}{flags}` first")
+    try:
+        return load_from(path, model_name, sampler, cfg, data_dir, log, asked)
+    except cli.CheckpointError:
+        kept = kept_serving(models_dir, file_name, model_name, cfg, asked)
+        if kept is None:
+            raise
+        log(f"{path} was trained with other settings: using {kept}")
+        return load_from(kept, model_name, sampler, cfg, data_dir, log, asked)
+
+
+def load_from(path, model_name, sampler, cfg, data_dir, log, asked):
+    """load_source for one checkpoint file."""
     if sampler in samplers.names():
         return samplers.load_sampler(sampler, path, cfg, data_dir, log, asked)
     model, own_prior, checkpoint = load_checkpoint(path)

@@ -261,6 +261,23 @@ def worst_phrase(rows, dataset, method, labels):
             f"draw {draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f", {pct(rate)}")
 
 
+def every_sampler_phrase(rows, dataset, title, labels):
+    """One line comparing every sampler from `labels` labels over all classes and draws: the mean target rate, the
+    worst single class draw, and the class draws meeting the target (evaluate.meets_target)."""
+    parts = []
+    for name in rows.sampler_order():
+        method = sampler_method(name)
+        rates = [r["target_rate"] for c in rows.settings["classes"]
+                 for r in rows.get(dataset, [c], method, labels).values()]
+        if not rates:
+            continue
+        judged = targets_of_few_labels(rows, dataset, method, labels, True)
+        parts.append(f"`{name}` {pct(mean(rates))} (worst {pct(min(rates))}; target met on "
+                     f"{sum(ok for _, _, ok in judged)} of {len(judged)})")
+    return (f"- **{title}, every sampler from {labels} labels** (mean target rate over every class and draw, the "
+            f"worst single class draw, and the class draws meeting the target): " + "; ".join(parts) + ".")
+
+
 def study_prose(study):
     rows = Rows(study)
     s = study["settings"]
@@ -322,6 +339,7 @@ def study_prose(study):
                 f"{100 * evaluate.CVAE_GAP:g} points (or above) on {len(within)} of {len(best_vs_cvae)} classes; the "
                 f"largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` is "
                 f"{-100 * worst_gap:.1f} points below the CVAE.")
+        lines.append(every_sampler_phrase(rows, dataset, title, few))
         for goals in s["goal_sets"].get(dataset, []):
             best, best_rate = None, -1.0
             for m in (sampler_method(n) for n in rows.sampler_order()):

@@ -41,7 +41,7 @@ def checkpoint_path(models_dir, name):
 
 def kept_path(models_dir, name, identity):
     """models_dir/kept/<name>-<identity key>.pt: where a checkpoint is kept once a run with other settings
-    replaces it, so that switching back reuses it (nanoGPT's out_dir, Lightning's versioned runs)."""
+    replaces it, so that switching back reuses it (as Lightning keeps versioned runs apart)."""
     return os.path.join(models_dir, "kept", f"{name}-{cache.key(identity)}.pt")
 
 
@@ -54,47 +54,36 @@ def _stored_identity(path):
 
 
 def _link_or_copy(source, target):
-    """target becomes a copy of source: a hard link where the file system allows it (no second copy on disk)."""
+    """target becomes a copy of source, replacing it in one step: a hard link where the file system allows (no
+    second copy on disk, the file's mode untouched), else a copy."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    with cache.atomic_path(target) as tmp:
-        os.remove(tmp)  # atomic_path made an empty file: the link takes its name
-        try:
-            os.link(source, tmp)
-        except OSError:
+    link = f"{target}.link-{os.getpid()}"
+    try:
+        os.link(source, link)
+        os.replace(link, target)
+    except OSError:
+        if os.path.lexists(link):
+            os.remove(link)
+        with cache.atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
 
 
-def keep_before_replacing(path, models_dir, name, log):
-    """Before `path` is replaced by a checkpoint with other settings: keep it under its own identity (kept_path).
-    A folder that cannot be written costs a notice: keeping only saves a later retraining."""
+def keep_before_replacing(path, models_dir, name, new_identity, log):
+    """Before `path` is replaced by a checkpoint of `new_identity`: keep it under its own identity (kept_path).
+    Not kept: a checkpoint of the same identity (a retraining replaces it), or one made by other code, library
+    versions or format, which no run can reuse. A folder that cannot be written costs a notice."""
     stored = _stored_identity(path) if os.path.exists(path) else None
-    if stored is None:
+    if stored is None or stored == new_identity or any(stored.get(part) != new_identity.get(part)
+                                                        for part in ("format", "code", "libraries")):
         return
     target = kept_path(models_dir, name, stored)
-    if os.path.exists(target):
+    if os.path.exists(target) and os.path.samefile(path, target):
         return
     try:
         _link_or_copy(path, target)
         log(f"{name}: the checkpoint it replaces is kept as {target}")
     except OSError as error:
         log(f"{name}: could not keep the checkpoint it replaces ({error.strerror or error}: {target})")
-
-
-def find_checkpoint(name, cfg, data, models_dir):
-    """The checkpoint of run `name` trained with exactly the settings of `cfg` on `data`: models_dir/<name>.pt or a
-    kept one (keep_before_replacing); None when neither exists. A fine-tune's base is looked up the same way."""
-    parent = None
-    if name in config.FINETUNED:
-        base_path = find_checkpoint("base", cfg, data, models_dir)
-        if base_path is None:
-            return None
-        parent = cache.load_tensors(base_path)
-    identity = run_identity(name, cfg, data, parent)
-    file_name = checkpoint_name(name, cfg)
-    for path in (checkpoint_path(models_dir, file_name), kept_path(models_dir, file_name, identity)):
-        if os.path.exists(path) and _stored_identity(path) == identity:
-            return path
-    return None
 
 
 # --- the runs ----------------------------------------------------------------------------------
@@ -199,10 +188,13 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
             return found
         kept = kept_path(models_dir, file_name, identity)
         found = None if retrain or not os.path.exists(kept) else reuse_checkpoint(kept, identity, device, log, name)
-        keep_before_replacing(path, models_dir, file_name, log)
+        keep_before_replacing(path, models_dir, file_name, identity, log)
         if found:  # trained before with these settings: it becomes the latest again
-            _link_or_copy(kept, path)
-            log(f"{name}: {kept} -> {path}")
+            try:
+                _link_or_copy(kept, path)
+                log(f"{name}: {kept} -> {path}")
+            except OSError as error:  # the model is found all the same
+                log(f"{name}: using {kept} ({path} could not be replaced: {error.strerror or error})")
             return found
         model, prior, history = train_run(name, cfg, data, device, base, progress, desc=file_name)
         checkpoint = save_checkpoint(path, model, prior, identity, history)

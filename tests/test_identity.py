@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import cache
+import cli
 import config
 import constants
 import datasets
@@ -197,26 +198,46 @@ def test_a_retrained_base_invalidates_its_fine_tunes_and_samplers(tiny_data, tmp
 
 def test_each_configuration_keeps_its_checkpoint_and_switching_back_trains_nothing(tiny_data, tmp_path):
     """Issue 22, defect 8: a base with another latent size replaces base.pt, and the first is kept under its
-    identity; asking for the first again reuses it (no training) and makes it the latest; find_checkpoint (what
-    sample.py looks a requested configuration up with) finds either, and nothing for settings never trained."""
+    identity; asking for the first again reuses it (no training) and makes it the latest. A retraining of the same
+    settings replaces the kept copy when it is itself replaced, never the other way round."""
     folder = str(tmp_path)
     first = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=lambda _: None, progress=False)
     logs = []
     train.get_model("base", tiny_config(latent_dim=3), tiny_data, DEVICE, folder, log=logs.append, progress=False)
-    assert any("kept as" in line for line in logs), logs
-    assert models.load_checkpoint(str(tmp_path / "base.pt"))[0].latent_dim == 3
     kept = train.kept_path(folder, "base", first[2]["identity"])
-    assert train.find_checkpoint("base", tiny_config(), tiny_data, folder) == kept
+    assert any(f"kept as {kept}" in line for line in logs), logs
+    assert models.load_checkpoint(str(tmp_path / "base.pt"))[0].latent_dim == 3
     logs.clear()
     again = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=logs.append, progress=False)
     assert not any("best val loss" in line for line in logs), logs  # reused, not trained
     assert again[2]["content_hash"] == first[2]["content_hash"]
     assert models.load_checkpoint(str(tmp_path / "base.pt"))[2]["content_hash"] == first[2]["content_hash"]
-    assert train.find_checkpoint("base", tiny_config(), tiny_data, folder) == str(tmp_path / "base.pt")
-    assert models.load_checkpoint(train.find_checkpoint("base", tiny_config(latent_dim=3), tiny_data,
-                                                         folder))[0].latent_dim == 3
-    assert train.find_checkpoint("base", tiny_config(latent_dim=5), tiny_data, folder) is None
-    assert train.find_checkpoint("goal", tiny_config(latent_dim=3), tiny_data, folder) is None
+    # a retraining of the first settings, then a switch away and back: the retrained weights come back
+    retrained = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, retrain=True, log=lambda _: None,
+                                progress=False)
+    torch.nn.init.zeros_(retrained[0].decoder[0].bias)  # make the retrained copy tell-apart, then save it as such
+    retrained_hash = models.save_checkpoint(str(tmp_path / "base.pt"), retrained[0], retrained[1],
+                                            retrained[2]["identity"], retrained[2]["history"])["content_hash"]
+    train.get_model("base", tiny_config(latent_dim=3), tiny_data, DEVICE, folder, log=lambda _: None, progress=False)
+    back = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=lambda _: None, progress=False)
+    assert back[2]["content_hash"] == retrained_hash != first[2]["content_hash"]
+
+
+def test_sample_opens_the_kept_checkpoint_that_serves_the_settings_given(tiny_data, tmp_path):
+    """Issue 22, defects 1 and 8: with a latent-3 base latest and a default one kept, `--latent-dim 16` opens the
+    kept one; no flag opens the latest; a latent size never trained is refused in one line."""
+    import sample
+    models_dir = str(tmp_path / "models")
+    for latent_dim in (16, 3):
+        train.get_model("base", tiny_config(latent_dim=latent_dim), tiny_data, DEVICE, models_dir,
+                        log=lambda _: None, progress=False)
+    logs = []
+    model, _ = sample.load_source("base", "standard", tiny_config(), str(tmp_path), log=logs.append,
+                                  asked=["latent_dim"])
+    assert model.latent_dim == 16 and any("using" in line and "kept" in line for line in logs), logs
+    assert sample.load_source("base", "standard", tiny_config(), str(tmp_path), asked=[])[0].latent_dim == 3
+    with pytest.raises(cli.CheckpointError, match="latent_dim"):
+        sample.load_source("base", "standard", tiny_config(latent_dim=5), str(tmp_path), asked=["latent_dim"])
 
 
 def test_a_changed_setting_recomputes_a_study_unit(tmp_path, data_dir):

@@ -192,23 +192,22 @@ def test_a_conditional_vae_grown_from_a_base_vae_starts_as_that_vae():
 
 
 def test_the_pseudo_label_sampler_decodes_with_its_own_generator(small_data, trained):
-    """Issue 20: graph's found images (the same as graph finds) train a conditional decoder, one label per goal
-    plus "not a goal"; decode_prior_samples uses that decoder and the label of each z's goal, and the caller's
-    random stream is not disturbed by the fine-tune."""
+    """Issue 20: graph's found images train a conditional decoder, one label per goal plus "not a goal"; an image
+    two goals found is neither's, the expert's own images always their goal's; decode_prior_samples uses that
+    decoder and the label of each z's goal; the caller's random streams (torch, NumPy, Python) are undisturbed."""
+    import random
     model, cfg, unlabelled = trained
     cfg = cfg.replace(goals=[6, 9], expert_labels=3, pseudo_epochs=1).validate()
-    torch.manual_seed(5)
-    expected_next = torch.rand(3)
-    torch.manual_seed(5)
+    states = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     sampler, info = samplers.fit_sampler("pseudo-label", model, small_data, cfg, unlabelled)
-    torch.testing.assert_close(torch.rand(3), expected_next)
+    assert torch.equal(torch.random.get_rng_state(), states[0])
+    assert (np.random.get_state()[1] == states[1]).all() and random.getstate() == states[2]
     _, graph_info = samplers.fit_sampler("graph", model, small_data, cfg, unlabelled)
-    for goal in (6, 9):
-        assert torch.equal(torch.as_tensor(info["found"][goal]), torch.as_tensor(graph_info["found"][goal]))
+    learnt = {goal: set(torch.as_tensor(info["found"][goal]).tolist()) for goal in (6, 9)}
+    assert not learnt[6] & learnt[9]
+    for goal, seeds in samplers.labelled_indices(small_data, cfg).items():
+        assert set(seeds.tolist()) <= learnt[goal] <= set(torch.as_tensor(graph_info["found"][goal]).tolist())
     assert sampler.generator.n_classes == 3 and sampler.labels.tolist() == [1, 2]
-    torch.manual_seed(1)
-    z, labels = sampler.sample_labelled(4000)
-    assert set(labels.tolist()) == {1, 2} and abs((labels == 1).double().mean().item() - 0.5) < 0.03
     torch.manual_seed(1)
     images = decode_prior_samples(model, sampler, 8)
     torch.manual_seed(1)
@@ -216,3 +215,16 @@ def test_the_pseudo_label_sampler_decodes_with_its_own_generator(small_data, tra
     with torch.no_grad():
         torch.testing.assert_close(images, sampler.generator.decode(z, labels))
         assert not torch.allclose(images, model.decode(z), atol=1e-3)  # not the base decoder
+
+
+def test_the_pseudo_label_sampler_pairs_each_goals_z_with_its_label():
+    """Two goals far apart in z: every z drawn from the first carries label 1, from the second label 2, in equal
+    shares; log_prob is that of the equal mixture of the two."""
+    from models import ConditionalVAE
+    parts = [samplers.DiagonalMixture(torch.tensor([[-5.0]]), torch.tensor([[0.1]])),
+             samplers.DiagonalMixture(torch.tensor([[5.0]]), torch.tensor([[0.1]]))]
+    sampler = samplers.PseudoLabelSampler(ConditionalVAE(latent_dim=1, n_classes=3), parts, [1, 2])
+    torch.manual_seed(0)
+    z, labels = sampler.sample_labelled(4000)
+    assert torch.equal(labels == 1, z[:, 0] < 0) and abs((labels == 1).double().mean().item() - 0.5) < 0.03
+    torch.testing.assert_close(sampler.log_prob(z[:5]), samplers.EqualMixture(parts).log_prob(z[:5]))
