@@ -70,9 +70,9 @@ def results_markdown(results):
              f"row, seed {results['seed']}; classifier test accuracy {pct(results['classifier_test_accuracy'], 2)}; "
              f"precision, recall, density and coverage against the decoder ceiling "
              f"(k = {results['prdc_neighbours']}): the base decoder's reconstructions of real goal images, the set a "
-             f"sampler on that decoder should match (a sampler can beat its target rate by drawing only the most "
-             f"typical goal images, which its coverage then shows), and a reference for the fine-tuned VAEs, whose "
-             f"decoders differ.{timing}", "",
+             f"sampler on that decoder should match (a sampler on it can beat the ceiling's target rate by favouring "
+             f"the goal images this decoder draws most clearly; `pseudo-label` decodes with a decoder of its own), and "
+             f"a reference for the fine-tuned VAEs, whose decoders differ.{timing}", "",
              "| model | z drawn from | labels per goal | target rate | precision | recall | density | coverage "
              "| recall vs real | FD to goal images | diversity | misses go to |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -112,7 +112,7 @@ def results_prose(results):
         f"- **The decoder ceiling.** The base decoder's reconstructions of the held-out {name} test images are "
         f"classified as {name} {pct(ceiling['target_rate'])} of the time, at a Fréchet distance of "
         f"{ceiling['fd_goal']:.1f} to the real ones: what this decoder makes of real goal images, the reference a sampler should match (a "
-        f"sampler that beats its target rate does so by drawing the most typical goal images only). Unbiased, "
+        f"sampler on it can beat that rate by favouring the goal images this decoder draws most clearly). Unbiased, "
         f"the base VAE gives {pct(base['target_rate'])} goal images from N(0, I).",
         f"- **From {few} labels, the best sampler is `{best['source']}`**: {pct(best['target_rate'])} goal images, "
         f"precision {best['precision']:.3f} and coverage {best['coverage']:.3f} against the ceiling, FD "

@@ -312,7 +312,7 @@ def study_prose(study):
             if not judged:
                 continue
             met = sum(ok for _, _, ok in judged)
-            rule = (f"within {100 * evaluate.TARGET_GAP:g} point of its ceiling, precision and coverage ≥ "
+            rule = (f"at most {100 * evaluate.TARGET_GAP:g} point below its ceiling, precision and coverage ≥ "
                     f"{evaluate.TARGET_QUALITY}" if most else
                     f"≥ {evaluate.FEW_LABEL_SHARE:.0%} of its ceiling, coverage ≥ {evaluate.FEW_LABEL_COVERAGE}")
             missed = sorted({class_label(dataset, c) for c, _, ok in judged if not ok})
@@ -356,7 +356,7 @@ def study_prose(study):
                                                              for g in goals))
                 lines.append(
                     f"- **{title}, goals {datasets.class_names(dataset, goals)} together from {few} labels each:** "
-                    f"the best, `{sampler_name(best)}`, draws {pct(best_rate)} goal images (worst draw "
+                    f"the highest goal-image rate, `{sampler_name(best)}`, draws {pct(best_rate)} goal images (worst draw "
                     f"{pct(min(r['target_rate'] for r in got.values()))}); the smallest share of one goal on any draw "
                     f"is {pct(min(shares))}. Target (≥ {evaluate.PAIR_TARGET:.0%} goal images, each "
                     f"{evaluate.PAIR_SPLIT[0]:.0%}-{evaluate.PAIR_SPLIT[1]:.0%}) {'met' if met else 'missed'}.")
