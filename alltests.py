@@ -20,7 +20,7 @@ import report
 import samplers
 import train
 from classifier import get_classifier
-from models import StandardNormalPrior, decode_prior_samples, encode_means, pick_device
+from models import StandardNormalPrior, decode_prior_samples, encode_means, models_dir_for, pick_device
 
 LABELLED_ONLY = "gmm"  # the training-time method alltests.py trains: the labelled-only-KL GMM VAE
 
@@ -99,7 +99,7 @@ def main(argv=None):
     out_dir = args.out_dir or (constants.QUICK_OUT_DIR if args.quick else constants.OUT_DIR)
     subfolder = [] if cfg.dataset == constants.DATASET else [cfg.dataset]
     figures_dir = os.path.join(out_dir, "figures", *subfolder)
-    models_dir = train.models_dir_for(out_dir, cfg.dataset)
+    models_dir = models_dir_for(out_dir, cfg.dataset)
     for folder, what in ((figures_dir, "the figures folder"), (models_dir, "the checkpoint folder")):
         cache.check_writable_folder(folder, f"{what} (--out-dir)")  # before the expensive work
     device = pick_device(args.device)

@@ -108,7 +108,7 @@ def dataloader_epochs(data_dir, seed, epochs, normalise, on_epoch):
     for epoch in range(1, epochs + 1):
         model.train()
         for x, _ in loader:
-            loss = losses.vae_loss(x, *model(x), prior, 1.0)[0]
+            loss = losses.vae_loss(x, *model(x), prior, 1.0, None, model.likelihood)[0]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -208,7 +208,7 @@ def step_cost(seed, steps=60, batch_size=constants.BATCH_SIZE):
     import losses
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, 1, 28, 28, generator=g).contiguous(memory_format=torch.channels_last)
-    k, d = constants.GMM_N_COMPONENTS, BENCH_MODEL["latent_dim"]
+    k, d = constants.GMM_COMPONENTS, BENCH_MODEL["latent_dim"]
     a = torch.randn(k, d, d, generator=g) * 0.3
     gmm = GaussianMixturePrior(torch.full((k,), 1 / k), torch.randn(k, d, generator=g), a @ a.transpose(1, 2)
                                + 0.1 * torch.eye(d))
@@ -220,7 +220,7 @@ def step_cost(seed, steps=60, batch_size=constants.BATCH_SIZE):
         timings = []
         for step in range(steps + 10):
             started = time.perf_counter()
-            loss = losses.vae_loss(x, *model(x), prior, 1.0)[0]
+            loss = losses.vae_loss(x, *model(x), prior, 1.0, None, model.likelihood)[0]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

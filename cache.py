@@ -346,9 +346,12 @@ def identity(kind, cfg, data_fingerprint, parents=None, extra=None):
             "extra": dict(extra or {})}
 
 
+KEY_LENGTH = 20  # hex digits of key(): 80 bits, no collision among any number of runs one machine makes
+
+
 def key(ident):
     """A short, stable name for an identity (a file name in the study's cache)."""
-    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:KEY_LENGTH]
 
 
 def differences(stored, current):

@@ -18,12 +18,12 @@ import constants
 class ImageClassifier(nn.Module):
     """Two conv blocks and a 128-d hidden layer; `features` is that layer."""
 
-    def __init__(self, n_classes=10):
+    def __init__(self, n_classes=constants.N_CLASSES):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
+            nn.Flatten(), nn.Linear(32 * (constants.IMAGE_SIZE // 4) ** 2, 128), nn.ReLU(),
         )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, n_classes))
 

@@ -1,5 +1,5 @@
-"""Every run setting, declared once: its default (a name in constants.py), its flag and help, its check, and which
-artefacts it affects.
+"""Every run setting, declared once: its name (the RunConfig field; its default is the same name in capitals in
+constants.py, its flag the same name with dashes), its help, its check, and which artefacts it affects.
 
 RunConfig, the command-line flags, validation and the cache identities (cache.py) are all derived from SETTINGS,
 so a new setting is one line here plus its value in constants.py.
@@ -69,8 +69,9 @@ def one_of(*choices):
 
 
 def goal_classes(v):
-    ok = isinstance(v, (list, tuple)) and v and all(_is_int(g) and 0 <= g <= 9 for g in v) and len(set(v)) == len(v)
-    return None if ok else "a non-empty list of distinct class indices 0-9"
+    ok = isinstance(v, (list, tuple)) and v and all(_is_int(g) and 0 <= g < constants.N_CLASSES for g in v) \
+        and len(set(v)) == len(v)
+    return None if ok else f"a non-empty list of distinct class indices 0-{constants.N_CLASSES - 1}"
 
 
 def budget_name(budget):
@@ -99,13 +100,17 @@ def parse_bool(text):
 
 @dataclass(frozen=True)
 class Setting:
-    name: str  # the RunConfig field, e.g. "latent_dim"; its flag is --latent-dim
-    constant: str  # the name in constants.py that holds the default
+    name: str  # the RunConfig field, e.g. "latent_dim"; its default is constants.LATENT_DIM, its flag --latent-dim
     help: str
     affects: tuple  # the artefacts (ARTEFACTS) whose identity includes this setting
     check: Callable  # value -> None, or what the value must be
     parse: Callable = None  # argparse type; default: the default value's type
     nargs: str = None
+    alias: str = None  # a second, shorter flag for the same setting (--labels for --expert-labels)
+
+    @property
+    def constant(self):
+        return self.name.upper()
 
     def default(self):
         return copy.deepcopy(getattr(constants, self.constant))
@@ -114,84 +119,88 @@ class Setting:
     def flag(self):
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def flags(self):
+        return (self.flag, self.alias) if self.alias else (self.flag,)
+
 
 SETTINGS = (
     # data: which images, and how they are split (so everything depends on them)
-    Setting("dataset", "DATASET", "dataset", ARTEFACTS, one_of(*datasets.NAMES)),
-    Setting("validation_split", "VALIDATION_SPLIT", "share of training images held out", ARTEFACTS, fraction),
-    Setting("train_images", "TRAIN_IMAGES", "use only this many training images (all: every one)", ARTEFACTS,
+    Setting("dataset", "dataset", ARTEFACTS, one_of(*datasets.NAMES)),
+    Setting("validation_split", "share of training images held out", ARTEFACTS, fraction),
+    Setting("train_images", "use only this many training images (all: every one)", ARTEFACTS,
             count_or_all, parse_count_or_all),
-    Setting("seed", "SEED", "seed of the split, the label draws, training and sampling", ARTEFACTS, int_at_least(0)),
+    Setting("seed", "seed of the split, the label draws, training and sampling", ARTEFACTS, int_at_least(0)),
     # model
-    Setting("latent_dim", "LATENT_DIM", "latent dimensions", VAES, int_at_least(1)),
-    Setting("arch", "ARCH", "encoder/decoder body", VAES, one_of(*models.BODIES), str),
-    Setting("likelihood", "LIKELIHOOD", "p(x|z) of the VAEs", VAES, one_of(*models.LIKELIHOODS), str),
-    Setting("hidden", "HIDDEN", "width of the layer between convolutions and latent", VAES, int_at_least(1)),
-    Setting("logvar_min", "LOGVAR_MIN", "lower clamp of the encoder's log-variance", VAES, lambda v: None if
+    Setting("latent_dim", "latent dimensions", VAES, int_at_least(1)),
+    Setting("arch", "encoder/decoder body", VAES, one_of(*models.BODIES), str),
+    Setting("likelihood", "p(x|z) of the VAEs", VAES, one_of(*models.LIKELIHOODS), str),
+    Setting("hidden", "width of the layer between convolutions and latent", VAES, int_at_least(1)),
+    Setting("logvar_min", "lower clamp of the encoder's log-variance", VAES, lambda v: None if
             isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
-    Setting("logvar_max", "LOGVAR_MAX", "upper clamp of the encoder's log-variance", VAES, lambda v: None if
+    Setting("logvar_max", "upper clamp of the encoder's log-variance", VAES, lambda v: None if
             isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
     # the expert's goal
-    Setting("goals", "EXPERT_GOALS", "goal classes", FINETUNED + SAMPLING, goal_classes, int, "+"),
-    Setting("expert_labels", "EXPERT_LABELS", "labelled images per goal class (all: every one)", FINETUNED + SAMPLING,
-            count_or_all, parse_count_or_all),
-    Setting("label_draw", "LABEL_DRAW", "which seeded draw of the expert's labels", FINETUNED + SAMPLING,
+    Setting("goals", "goal classes", FINETUNED + SAMPLING, goal_classes, int, "+"),
+    Setting("expert_labels", "labelled images per goal class (all: every one)", FINETUNED + SAMPLING,
+            count_or_all, parse_count_or_all, alias="--labels"),
+    Setting("label_draw", "which seeded draw of the expert's labels", FINETUNED + SAMPLING,
             int_at_least(0)),
-    Setting("labelled_only_kl", "LABELLED_ONLY_KL", "goal/GMM KL on the labelled goal images only, N(0, I) elsewhere",
+    Setting("labelled_only_kl", "goal/GMM KL on the labelled goal images only, N(0, I) elsewhere",
             FINETUNED, boolean, parse_bool),
     # objectives
-    Setting("beta_base", "BETA_BASE", "KL weight of the base VAE and the CVAEs", ("base", "cvae") + SAMPLING,
+    Setting("beta_base", "KL weight of the base VAE and the CVAEs", ("base", "cvae") + SAMPLING,
             non_negative, float),
-    Setting("beta_goal", "BETA_GOAL", "KL weight of the goal VAE", ("goal",), non_negative, float),
-    Setting("beta_gmm", "BETA_GMM", "KL weight of the GMM VAE", ("gmm",), non_negative, float),
-    Setting("gmm_components", "GMM_N_COMPONENTS", "most mixture components of the GMM prior", ("gmm",) + SAMPLING,
+    Setting("beta_goal", "KL weight of the goal VAE", ("goal",), non_negative, float),
+    Setting("beta_gmm", "KL weight of the GMM VAE", ("gmm",), non_negative, float),
+    Setting("gmm_components", "most mixture components of the GMM prior", ("gmm",) + SAMPLING,
             int_at_least(1)),
-    Setting("gmm_covariance_type", "GMM_COVARIANCE_TYPE", "the GMM prior's covariance type", ("gmm",) + SAMPLING,
+    Setting("gmm_covariance_type", "the GMM prior's covariance type", ("gmm",) + SAMPLING,
             one_of("full", "tied", "diag", "spherical"), str),
-    Setting("gmm_reg_covar", "GMM_REG_COVAR", "added to each GMM covariance diagonal",
+    Setting("gmm_reg_covar", "added to each GMM covariance diagonal",
             ("gmm", "unlabelled") + SAMPLING, positive, float),
-    Setting("gmm_kl_samples", "GMM_KL_SAMPLES", "Monte Carlo samples per image of the GMM KL", ("gmm",),
+    Setting("gmm_kl_samples", "Monte Carlo samples per image of the GMM KL", ("gmm",),
             int_at_least(1)),
     # optimisation
-    Setting("batch_size", "BATCH_SIZE", "training batch size", TRAINING, int_at_least(1)),
-    Setting("lr", "LEARNING_RATE", "peak learning rate", TRAINING, positive, float),
-    Setting("lr_schedule", "LR_SCHEDULE", "learning-rate schedule", TRAINING, one_of("one-cycle", "plateau"), str),
-    Setting("warmup", "WARMUP", "one-cycle: share of steps spent warming up", TRAINING, fraction),
-    Setting("epochs_base", "EPOCHS_BASE", "epochs of the base VAE and the CVAE", ("base", "cvae"), int_at_least(1)),
-    Setting("epochs_finetune", "EPOCHS_FINETUNE", "epochs of the goal and GMM fine-tunes", FINETUNED,
+    Setting("batch_size", "training batch size", TRAINING, int_at_least(1)),
+    Setting("lr", "peak learning rate", TRAINING, positive, float),
+    Setting("lr_schedule", "learning-rate schedule", TRAINING, one_of("one-cycle", "plateau"), str),
+    Setting("warmup", "one-cycle: share of steps spent warming up", TRAINING, fraction),
+    Setting("epochs_base", "epochs of the base VAE and the CVAE", ("base", "cvae"), int_at_least(1)),
+    Setting("epochs_finetune", "epochs of the goal and GMM fine-tunes", FINETUNED,
             int_at_least(1)),
-    Setting("patience", "PATIENCE", "early stopping: epochs without a better validation loss", TRAINING,
+    Setting("patience", "early stopping: epochs without a better validation loss", TRAINING,
             int_at_least(1)),
-    Setting("lr_patience", "LR_PATIENCE", "plateau schedule: epochs before the learning rate is halved", TRAINING,
+    Setting("lr_patience", "plateau schedule: epochs before the learning rate is halved", TRAINING,
             int_at_least(0)),
-    Setting("grad_clip", "GRAD_CLIP", "largest global gradient norm", TRAINING, positive, float),
-    Setting("channels_last", "CHANNELS_LAST", "channels-last memory layout while training", TRAINING, boolean,
+    Setting("grad_clip", "largest global gradient norm", TRAINING, positive, float),
+    Setting("channels_last", "channels-last memory layout while training", TRAINING, boolean,
             parse_bool),
     # biased samplers
-    Setting("graph_neighbours", "GRAPH_NEIGHBOURS", "graph sampler: k of the k-NN graph", ("unlabelled",),
+    Setting("graph_neighbours", "graph sampler: k of the k-NN graph", ("unlabelled",),
             int_at_least(1)),
-    Setting("graph_restart", "GRAPH_RESTART", "graph sampler: personalised PageRank restart probability", SAMPLING,
+    Setting("graph_restart", "graph sampler: personalised PageRank restart probability", SAMPLING,
             fraction),
-    Setting("graph_core", "GRAPH_CORE", "graph sampler: share of found neighbours that keeps a found image",
+    Setting("graph_core", "graph sampler: share of found neighbours that keeps a found image",
             SAMPLING, fraction_or_one),
-    Setting("graph_max_share", "GRAPH_MAX_SHARE", "graph sampler: largest share of the images taken as one goal",
+    Setting("graph_max_share", "graph sampler: largest share of the images taken as one goal",
             SAMPLING, fraction_or_one),
-    Setting("graph_temperature", "GRAPH_TEMPERATURE", "graph sampler: scale of the posterior variance", SAMPLING,
+    Setting("graph_temperature", "graph sampler: scale of the posterior variance", SAMPLING,
             positive, float),
-    Setting("pseudo_epochs", "PSEUDO_EPOCHS", "pseudo-label sampler: fine-tuning epochs of its conditional decoder",
+    Setting("pseudo_epochs", "pseudo-label sampler: fine-tuning epochs of its conditional decoder",
             SAMPLING, int_at_least(1)),
-    Setting("ratio_components", "RATIO_COMPONENTS", "ratio sampler: GMM components of all training latents",
+    Setting("ratio_components", "ratio sampler: GMM components of all training latents",
             ("unlabelled",), int_at_least(1)),
-    Setting("ratio_rounds", "RATIO_ROUNDS", "ratio sampler: self-training rounds", SAMPLING, int_at_least(0)),
+    Setting("ratio_rounds", "ratio sampler: self-training rounds", SAMPLING, int_at_least(0)),
     # evaluation
-    Setting("classifier_epochs", "CLASSIFIER_EPOCHS", "epochs of the evaluation classifier", ("classifier",),
+    Setting("classifier_epochs", "epochs of the evaluation classifier", ("classifier",),
             int_at_least(1)),
-    Setting("classifier_lr", "CLASSIFIER_LR", "peak learning rate of the evaluation classifier", ("classifier",),
+    Setting("classifier_lr", "peak learning rate of the evaluation classifier", ("classifier",),
             positive, float),
-    Setting("classifier_batch_size", "CLASSIFIER_BATCH_SIZE", "batch size of the evaluation classifier",
+    Setting("classifier_batch_size", "batch size of the evaluation classifier",
             ("classifier",), int_at_least(1)),
-    Setting("eval_samples", "EVAL_SAMPLES", "decoded samples per evaluated row", ("evaluation",), int_at_least(2)),
-    Setting("prdc_neighbours", "PRDC_NEIGHBOURS", "k of precision / recall / density / coverage", ("evaluation",),
+    Setting("eval_samples", "decoded samples per evaluated row", ("evaluation",), int_at_least(2)),
+    Setting("prdc_neighbours", "k of precision / recall / density / coverage", ("evaluation",),
             int_at_least(1)),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -261,7 +270,7 @@ def add_setting_flags(parser, kinds=ARTEFACTS, title="settings (defaults from co
         shown = "all" if default is None and s.parse is parse_count_or_all else default
         # a bare boolean --flag means true
         nargs = {"nargs": "?", "const": True} if s.parse is parse_bool else {"nargs": s.nargs}
-        group.add_argument(s.flag, default=argparse.SUPPRESS, type=s.parse or type(default),
+        group.add_argument(*s.flags, dest=s.name, default=argparse.SUPPRESS, type=s.parse or type(default),
                            help=f"{s.help} ({s.constant}, default {shown})", **nargs)
     return parser
 

@@ -1,11 +1,14 @@
 """Every default of the project in one place: edit here, or override on the command line.
 
 Plain values only: nothing here runs, loads or trains at import time. Each run setting is declared (flag, help,
-check, which artefacts it affects) once, in config.py, which reads its default from here.
+check, which artefacts it affects) once, in config.py, which reads its default from here under the same name in
+capitals: the setting `lr` is LR here and --lr on the command line.
 """
 
 # --- data -------------------------------------------------------------------------------------
 DATASET = "mnist"  # "mnist" or "fashion-mnist" (datasets.py)
+IMAGE_SIZE = 28  # both datasets: 28 x 28 grey images (the models' and the classifier's layer shapes follow from it)
+N_CLASSES = 10  # both datasets: ten classes (goals, the CVAE's labels, the classifier's outputs)
 DATA_DIR = "data"  # torchvision's root: DATA_DIR/MNIST/raw/ and DATA_DIR/FashionMNIST/raw/
 DATA_DIR_ENV = "BIASED_VAE_DATA_DIR"  # environment variable that overrides DATA_DIR (used by tests and CI)
 DOWNLOAD = True  # let torchvision download a dataset that is missing (needs internet)
@@ -20,7 +23,7 @@ HIDDEN = 128  # width of the fully connected layer between the convolutions and 
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # clamp on the encoder's log-variance: keeps exp() finite for any beta
 
 # --- the expert's goal ------------------------------------------------------------------------
-EXPERT_GOALS = [6]  # one or more classes the expert wants more of (MNIST: digit 6; Fashion-MNIST: 6 is "shirt")
+GOALS = [6]  # one or more classes the expert wants more of (MNIST: digit 6; Fashion-MNIST: 6 is "shirt")
 LABEL_DRAW = 0  # which seeded draw of the expert's labels (0, 1, 2, ...): independent of SEED, which trains the models
 EXPERT_LABELS = None  # labelled images per goal class (the first n of a seeded shuffle); None: all of them
 LABELLED_ONLY_KL = False  # bias-keeping variant: goal/GMM KL on the expert-labelled images only, N(0, I) on the rest
@@ -29,7 +32,7 @@ LABELLED_ONLY_KL = False  # bias-keeping variant: goal/GMM KL on the expert-labe
 BETA_BASE = 1.0  # weight of KL(q(z|x) || N(0, I)) for the base VAE (and the CVAE)
 BETA_GOAL = 1.0  # weight of KL(q(z|x) || N(mu_p, diag sigma_p^2)) for the goal VAE
 BETA_GMM = 1.0  # weight of the Monte Carlo KL to the mixture prior for the GMM VAE
-GMM_N_COMPONENTS = 5  # at most; fewer with few labels (models.gmm_shape)
+GMM_COMPONENTS = 5  # at most; fewer with few labels (models.gmm_shape)
 GMM_COVARIANCE_TYPE = "full"  # any of scikit-learn's: "full", "tied", "diag", "spherical"
 GMM_REG_COVAR = 1e-4  # added to each covariance diagonal (scikit-learn's reg_covar): keeps the prior well conditioned
 GMM_KL_SAMPLES = 1  # reparameterised samples of z ~ q(z|x) per image for the Monte Carlo KL
@@ -37,7 +40,7 @@ GMM_KL_SAMPLES = 1  # reparameterised samples of z ~ q(z|x) per image for the Mo
 # --- optimisation -----------------------------------------------------------------------------
 SEED = 0
 BATCH_SIZE = 64
-LEARNING_RATE = 3e-3  # the schedule's peak
+LR = 3e-3  # the schedule's peak
 LR_SCHEDULE = "one-cycle"  # "one-cycle": warm-up then cosine decay (Smith & Topin 2018); "plateau": halve on a plateau
 WARMUP = 0.05  # one-cycle: share of the steps spent warming up
 EPOCHS_BASE = 12
@@ -82,8 +85,8 @@ STUDY_DATASETS = ["mnist", "fashion-mnist"]
 STUDY_DESIGNS = {"default": {}, "seed design": {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}}
 STUDY_CLASSES = list(range(10))  # every class is the goal in turn
 STUDY_GOAL_SETS = {"mnist": [[6, 9], [3, 8]], "fashion-mnist": []}  # pairs, from the most labels of the curve
-STUDY_LABEL_CURVE = [1, 10]  # labels per goal class; every sampler at the last, STUDY_FEW_LABEL_SAMPLERS below it
-STUDY_FEW_LABEL_SAMPLERS = ["graph", "exemplar"]
+STUDY_LABEL_CURVE = [1, 3, 10]  # labels per goal class; every sampler at the last, STUDY_FEW_LABEL_SAMPLERS below it
+STUDY_FEW_LABEL_SAMPLERS = ["graph", "pseudo-label", "exemplar"]
 STUDY_EVAL_SAMPLES = 2000  # decoded samples per row
 STUDY_OUT_DIR = "runs/study"  # unit results, checkpoints and logs; figures go to figures/
 QUICK_STUDY_OUT_DIR = "runs/study-quick"

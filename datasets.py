@@ -94,7 +94,8 @@ def read_raw(dataset, data_dir, download=constants.DOWNLOAD):
                             f"the files may be corrupt or truncated: replace them") from None
         out += [split.data, split.targets]
     train_images, train_labels, test_images, test_labels = out
-    expected = {"train": (60000, 28, 28), "test": (10000, 28, 28)}
+    side = constants.IMAGE_SIZE
+    expected = {"train": (60000, side, side), "test": (10000, side, side)}  # both datasets: 60,000 + 10,000
     for name, images, labels in (("train", train_images, train_labels), ("test", test_images, test_labels)):
         if tuple(images.shape) != expected[name] or labels.shape != images.shape[:1]:
             raise DataError(f"{dataset} {name} set in {raw}/ has shape {tuple(images.shape)}, "

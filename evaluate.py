@@ -21,7 +21,7 @@ from models import decode_prior_samples, encode_means, is_conditional
 
 def class_histogram(probs):
     """Share of samples assigned to each class (argmax), [10]."""
-    return torch.bincount(probs.argmax(1), minlength=10).double() / len(probs)
+    return torch.bincount(probs.argmax(1), minlength=constants.N_CLASSES).double() / len(probs)
 
 
 def target_rate(probs, goals):

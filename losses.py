@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 
-def reconstruction_loss(logits, x, likelihood="gaussian"):
+def reconstruction_loss(logits, x, likelihood):
     """-log p(x|z) per image, up to a constant, from the decoder's logits (the image is their sigmoid).
 
     gaussian:  ||x - sigmoid(logits)||^2 summed over pixels: a Gaussian log-likelihood with fixed variance, up to
@@ -74,11 +74,12 @@ def kl_term(prior, mu, logvar, kl_mask=None):
     return prior.kl(mu, logvar) if kl_mask is None else labelled_only_kl(prior, mu, logvar, kl_mask)
 
 
-def vae_loss(x, logits, mu, logvar, prior, beta, kl_mask=None, likelihood="gaussian"):
+def vae_loss(x, logits, mu, logvar, prior, beta, kl_mask, likelihood):
     """Negative ELBO with a beta-weighted KL (Higgins et al. 2017): recon + beta * KL(q(z|x) || prior).
 
-    logits: the decoder's output for x; kl_mask (optional, bool [B]): see labelled_only_kl. Returns (total, recon,
-    kl), each averaged over the batch.
+    logits: the decoder's output for x; kl_mask (None, or bool [B]): see labelled_only_kl; likelihood: the model's
+    (reconstruction_loss), never a default that could differ from it. Returns (total, recon, kl), each averaged over
+    the batch.
     """
     recon = reconstruction_loss(logits, x, likelihood).mean()
     kl = kl_term(prior, mu, logvar, kl_mask).mean()

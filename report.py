@@ -284,7 +284,7 @@ def bench_markdown(bench):
     if "step" in bench:
         s = bench["step"]
         lines += ["", f"**One training step** (batch {constants.BATCH_SIZE}): standard-normal KL "
-                      f"{s['standard'] * 1e3:.1f} ms, GMM Monte Carlo KL ({constants.GMM_N_COMPONENTS} components, "
+                      f"{s['standard'] * 1e3:.1f} ms, GMM Monte Carlo KL ({constants.GMM_COMPONENTS} components, "
                       f"{constants.GMM_KL_SAMPLES} sample) {s['gmm'] * 1e3:.1f} ms: ratio {s['gmm'] / s['standard']:.2f}."]
     if "engines" in bench:
         g = bench["engines"]

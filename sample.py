@@ -9,9 +9,7 @@ writes float32 [n, 28, 28] in [0, 1]. A biased sampler (samplers.REGISTRY) is fi
 `standard` draw from the checkpoint's own prior and from N(0, I). Models come from `python alltests.py` or
 `python train.py`.
 """
-import argparse
 import os
-import re
 import shutil
 
 import numpy as np
@@ -23,10 +21,10 @@ import config
 import constants
 import datasets
 import samplers
-import train
 from config import ConfigError
-from models import (StandardNormalPrior, check_checkpoint_serves, cycled_labels, decode_prior_samples,
-                    is_conditional, load_checkpoint, pick_device)
+from models import (StandardNormalPrior, check_checkpoint_serves, checkpoint_name, checkpoint_path, cycled_labels,
+                    decode_prior_samples, is_conditional, kept_checkpoints, load_checkpoint, models_dir_for,
+                    pick_device, training_command)
 
 PRIOR_SOURCES = ("own-prior", "standard")
 
@@ -38,8 +36,8 @@ def sources():
 
 def check_request(model, sampler, n):
     """One-line errors for a request that cannot work, before anything is loaded."""
-    if model not in train.TRAINABLE_MODELS:
-        raise ConfigError(f"unknown model {model!r}: choose one of {', '.join(train.TRAINABLE_MODELS)}")
+    if model not in config.VAES:
+        raise ConfigError(f"unknown model {model!r}: choose one of {', '.join(config.VAES)}")
     if sampler not in sources():
         raise cli.SamplerError(f"unknown sampler {sampler!r}: choose one of {', '.join(sources())}")
     if sampler in samplers.names() and model != "base":
@@ -49,7 +47,7 @@ def check_request(model, sampler, n):
         raise ConfigError(f"--n must be >= 1, got {n}")
 
 
-IMAGE_BYTES = 28 * 28 * 4  # one float32 image in the output array
+IMAGE_BYTES = constants.IMAGE_SIZE ** 2 * 4  # one float32 image in the output array
 CHUNK = 10_000  # images decoded and written at a time: memory stays flat for any --n
 
 
@@ -64,15 +62,13 @@ def check_output(out, n):
 
 
 def kept_serving(models_dir, file_name, model_name, cfg, asked):
-    """The newest checkpoint kept beside the latest one (train.kept_path) that serves the request
-    (models.check_checkpoint_serves: the goals, labels and KL variant, and the settings the user gave); None when
-    no kept checkpoint does."""
-    kept = os.path.join(models_dir, "kept")
-    pattern = re.compile(re.escape(file_name) + r"-[0-9a-f]{20}\.pt")
-    paths = [os.path.join(kept, f) for f in os.listdir(kept) if pattern.fullmatch(f)] if os.path.isdir(kept) else []
-    for path in sorted(paths, key=os.path.getmtime, reverse=True):
+    """(path, checkpoint) of the newest checkpoint kept beside the latest one (models.kept_checkpoints) that serves
+    the request (models.check_checkpoint_serves: the goals, labels and KL variant, and the settings the user gave);
+    None when no kept checkpoint does."""
+    for path in kept_checkpoints(models_dir, file_name):
         try:
-            check_checkpoint_serves(cache.load_tensors(path, cli.CheckpointError), model_name, cfg, path, asked)
+            checkpoint = cache.load_tensors(path, cli.CheckpointError)
+            check_checkpoint_serves(checkpoint, model_name, cfg, path, asked)
             return path
         except cli.CheckpointError:
             continue
@@ -83,13 +79,12 @@ def load_source(model_name, sampler, cfg, out_dir=constants.OUT_DIR, data_dir=No
     """(model, what z is drawn from): the trained `model_name` and `sampler` fitted for the goals of `cfg`. `asked`:
     the settings the user gave, which the checkpoint must have been trained with (models.check_checkpoint_serves).
     The latest checkpoint first; when it cannot serve the request, the newest kept one that can."""
-    models_dir = train.models_dir_for(out_dir, cfg.dataset)
-    file_name = train.checkpoint_name(model_name, cfg)
-    path = train.checkpoint_path(models_dir, file_name)
+    models_dir = models_dir_for(out_dir, cfg.dataset)
+    file_name = checkpoint_name(model_name, cfg)
+    path = checkpoint_path(models_dir, file_name)
     if not os.path.exists(path):
-        flags = " --labelled-only-kl" if model_name in config.FINETUNED and cfg.labelled_only_kl else ""
         raise cli.CheckpointError(f"no trained {model_name} model at {path}: run `python alltests.py` or "
-                                  f"`python train.py --model {model_name}{flags}` first")
+                                  f"`{training_command(path)}` first")
     try:
         return load_from(path, model_name, sampler, cfg, data_dir, log, asked)
     except cli.CheckpointError:
@@ -110,7 +105,7 @@ def load_from(path, model_name, sampler, cfg, data_dir, log, asked):
 
 
 def draw_chunks(model, source, n, goals, seed, device, chunk=CHUNK):
-    """Yield float32 arrays [m, 28, 28] in [0, 1], n images in all, decoded from z ~ source (seeded once); a
+    """Yield float32 arrays [m, IMAGE_SIZE, IMAGE_SIZE] in [0, 1], n images in all, decoded from z ~ source (seeded once); a
     conditional VAE is told the goal class of every image."""
     model = model.to(device)
     torch.manual_seed(seed)
@@ -121,7 +116,7 @@ def draw_chunks(model, source, n, goals, seed, device, chunk=CHUNK):
 
 
 def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, device=None, log=print, asked=()):
-    """[n, 28, 28] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`
+    """[n, IMAGE_SIZE, IMAGE_SIZE] float32 images of the goal classes of `cfg`, decoded by the trained `model_name` from `sampler`
     (in memory: the command line streams them to its file instead)."""
     check_request(model_name, sampler, n)
     model, source = load_source(model_name, sampler, cfg, out_dir, data_dir, log, asked)
@@ -129,13 +124,12 @@ def draw(model_name, sampler, n, cfg, out_dir=constants.OUT_DIR, data_dir=None, 
 
 
 def main(argv=None):
-    parser = cli.ArgumentParser(description="Draw samples of the goal classes into a .npy file.")
+    parser = cli.ArgumentParser(description=f"Draw samples of the goal classes into a .npy file. A biased sampler is "
+                                            f"fitted from --labels (--expert-labels) images per goal class: "
+                                            f"{constants.REPORT_LABEL_BUDGETS[0]} unless given.")
     parser.add_argument("--model", default="base", help="base, goal, gmm or cvae (default %(default)s)")
     parser.add_argument("--sampler", default=constants.SAMPLER,
                         help=f"{', '.join(sources())} (default %(default)s, SAMPLER in constants.py)")
-    parser.add_argument("--labels", dest="expert_labels", type=config.parse_count_or_all, default=argparse.SUPPRESS,
-                        help=f"labelled images per goal class the sampler is fitted from, or all (the same as "
-                             f"--expert-labels; default {constants.REPORT_LABEL_BUDGETS[0]} for a biased sampler)")
     parser.add_argument("--n", type=int, default=1000, help="number of samples (default %(default)s)")
     parser.add_argument("--out", default="samples.npy", help="output .npy file (default %(default)s)")
     parser.add_argument("--out-dir", default=constants.OUT_DIR,
@@ -152,7 +146,7 @@ def main(argv=None):
     device = pick_device(args.device)
     model, source = load_source(args.model, args.sampler, cfg, args.out_dir, args.data_dir, asked=asked)
     with cache.atomic_path(args.out) as tmp:
-        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(args.n, 28, 28))
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(args.n, constants.IMAGE_SIZE, constants.IMAGE_SIZE))
         written = 0
         for part in draw_chunks(model, source, args.n, cfg.goals, cfg.seed, device):
             images[written:written + len(part)] = part
@@ -160,7 +154,7 @@ def main(argv=None):
         images.flush()
         del images  # the memory map is closed before the file replaces --out
     budget = config.budget_name(cfg.expert_labels)
-    print(f"wrote {args.out}: {args.n} x 28 x 28 float32, {args.model} model, {args.sampler}"
+    print(f"wrote {args.out}: {args.n} x {constants.IMAGE_SIZE} x {constants.IMAGE_SIZE} float32, {args.model} model, {args.sampler}"
           + (f" from {budget} labels per goal ({datasets.class_names(cfg.dataset, cfg.goals)})"
              if args.sampler in samplers.names() else ""))
 

@@ -101,10 +101,17 @@ class EqualMixture(nn.Module):
     def log_prob(self, z):
         return torch.logsumexp(torch.stack([p.log_prob(z) for p in self.parts]), 0) - math.log(len(self.parts))
 
-    def sample(self, n):
+    def sample_parts(self, n):
+        """(z [n, d], the index of the part each came from): each draw picks a part uniformly, shuffled; torch's
+        global RNG."""
         counts = torch.bincount(torch.randint(len(self.parts), (n,)), minlength=len(self.parts)).tolist()
         z = torch.cat([part.sample(c) for part, c in zip(self.parts, counts) if c > 0])
-        return z[torch.randperm(n, device=z.device)]
+        part = torch.repeat_interleave(torch.arange(len(self.parts)), torch.tensor(counts)).to(z.device)
+        order = torch.randperm(n, device=z.device)
+        return z[order], part[order]
+
+    def sample(self, n):
+        return self.sample_parts(n)[0]
 
 
 class PseudoLabelSampler(EqualMixture):
@@ -120,11 +127,8 @@ class PseudoLabelSampler(EqualMixture):
 
     def sample_labelled(self, n):
         """(z [n, d], the generator's label of each): equal shares per goal, shuffled; torch's global RNG."""
-        counts = torch.bincount(torch.randint(len(self.parts), (n,)), minlength=len(self.parts)).tolist()
-        z = torch.cat([part.sample(c) for part, c in zip(self.parts, counts) if c > 0])
-        labels = torch.cat([label.repeat(c) for label, c in zip(self.labels, counts) if c > 0]).to(z.device)
-        order = torch.randperm(n, device=z.device)
-        return z[order], labels[order]
+        z, part = self.sample_parts(n)
+        return z, self.labels.to(z.device)[part]
 
 
 # --- what the samplers learn from the unlabelled training images (no labels) -------------------------
@@ -263,7 +267,7 @@ def _shrunk_gaussian(latents, background_cov):
     return GaussianMixturePrior(torch.ones(1), latents.mean(0, keepdim=True), cov[None])
 
 
-def fit_ratio(z_all, seeds, p_all, rounds=constants.RATIO_ROUNDS, max_components=constants.GMM_N_COMPONENTS,
+def fit_ratio(z_all, seeds, p_all, rounds=constants.RATIO_ROUNDS, max_components=constants.GMM_COMPONENTS,
               reg_covar=constants.GMM_REG_COVAR, seed=constants.SEED, n_estimate=200_000):
     """RatioSampler for one goal: p_goal starts as a shrunk Gaussian of the labelled latents; each self-training
     round refits it (a GMM) to every training latent whose ratio reaches the labelled ones' 10% quantile.

@@ -261,9 +261,9 @@ def worst_phrase(rows, dataset, method, labels):
             f"draw {draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f", {pct(rate)}")
 
 
-def every_sampler_phrase(rows, dataset, title, labels):
+def every_sampler_phrase(rows, dataset, title, labels, most_labels=True):
     """One line comparing every sampler from `labels` labels over all classes and draws: the mean target rate, the
-    worst single class draw, and the class draws meeting the target (evaluate.meets_target)."""
+    worst single class draw, and the class draws meeting that budget's target (targets_of_few_labels)."""
     parts = []
     for name in rows.sampler_order():
         method = sampler_method(name)
@@ -271,10 +271,11 @@ def every_sampler_phrase(rows, dataset, title, labels):
                  for r in rows.get(dataset, [c], method, labels).values()]
         if not rates:
             continue
-        judged = targets_of_few_labels(rows, dataset, method, labels, True)
+        judged = targets_of_few_labels(rows, dataset, method, labels, most_labels)
         parts.append(f"`{name}` {pct(mean(rates))} (worst {pct(min(rates))}; target met on "
                      f"{sum(ok for _, _, ok in judged)} of {len(judged)})")
-    return (f"- **{title}, every sampler from {labels} labels** (mean target rate over every class and draw, the "
+    return (f"- **{title}, every sampler from {labels} label{'s' if labels != '1' else ''}** (mean target rate over "
+            f"every class and draw, the "
             f"worst single class draw, and the class draws meeting the target): " + "; ".join(parts) + ".")
 
 
@@ -339,7 +340,8 @@ def study_prose(study):
                 f"{100 * evaluate.CVAE_GAP:g} points (or above) on {len(within)} of {len(best_vs_cvae)} classes; the "
                 f"largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` is "
                 f"{-100 * worst_gap:.1f} points below the CVAE.")
-        lines.append(every_sampler_phrase(rows, dataset, title, few))
+        for labels in budgets[::-1]:  # every budget, the most labels first
+            lines.append(every_sampler_phrase(rows, dataset, title, labels, labels == budgets[-1]))
         for goals in s["goal_sets"].get(dataset, []):
             best, best_rate = None, -1.0
             for m in (sampler_method(n) for n in rows.sampler_order()):

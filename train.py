@@ -1,4 +1,4 @@
-"""Training: the base / goal / GMM / CVAE runs (on the loop in fitting.py), their cached checkpoints, the script.
+"""Training: the base / goal / GMM / CVAE runs (on the loop in fitting.py), their reuse by identity, the script.
 
     python train.py --model goal      # trains (or reuses) the base VAE, then fine-tunes the goal VAE
     python train.py --model gmm --expert-labels 10 --labelled-only-kl   # the bias-keeping variant, 10 labels
@@ -20,70 +20,11 @@ from config import ConfigError
 from errors import CheckpointError
 from fitting import fit, seed_everything
 from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
-                    encode_means, is_conditional, model_from_checkpoint, pick_device,
-                    save_checkpoint)
+                    checkpoint_name, checkpoint_path, encode_means, is_conditional, keep_before_replacing, kept_path,
+                    link_or_copy, model_from_checkpoint, models_dir_for, pick_device, save_checkpoint)
 
 MODEL_NAMES = ("base", "goal", "gmm")  # the earlier implementation's three VAEs
 TRAINABLE_MODELS = config.VAES  # plus the conditional VAE, the fully labelled reference
-
-
-# --- checkpoints -------------------------------------------------------------------------------
-
-def checkpoint_name(name, cfg):
-    """The file name (without .pt) of run `name` in a models folder: the labelled-only variants get their own."""
-    return f"{name}-labelled-only" if name in config.FINETUNED and cfg.labelled_only_kl else name
-
-
-def checkpoint_path(models_dir, name):
-    """models_dir/<name>.pt: the latest checkpoint of run `name`, the one notebooks and sample.py open."""
-    return os.path.join(models_dir, f"{name}.pt")
-
-
-def kept_path(models_dir, name, identity):
-    """models_dir/kept/<name>-<identity key>.pt: where a checkpoint is kept once a run with other settings
-    replaces it, so that switching back reuses it (as Lightning keeps versioned runs apart)."""
-    return os.path.join(models_dir, "kept", f"{name}-{cache.key(identity)}.pt")
-
-
-def _stored_identity(path):
-    try:
-        saved = cache.load_tensors(path)
-    except (OSError, cache.UnsafeFileError):
-        return None
-    return saved.get("identity") if isinstance(saved, dict) else None
-
-
-def _link_or_copy(source, target):
-    """target becomes a copy of source, replacing it in one step: a hard link where the file system allows (no
-    second copy on disk, the file's mode untouched), else a copy."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    link = f"{target}.link-{os.getpid()}"
-    try:
-        os.link(source, link)
-        os.replace(link, target)
-    except OSError:
-        if os.path.lexists(link):
-            os.remove(link)
-        with cache.atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
-
-
-def keep_before_replacing(path, models_dir, name, new_identity, log):
-    """Before `path` is replaced by a checkpoint of `new_identity`: keep it under its own identity (kept_path).
-    Not kept: a checkpoint of the same identity (a retraining replaces it), or one made by other code, library
-    versions or format, which no run can reuse. A folder that cannot be written costs a notice."""
-    stored = _stored_identity(path) if os.path.exists(path) else None
-    if stored is None or stored == new_identity or any(stored.get(part) != new_identity.get(part)
-                                                        for part in ("format", "code", "libraries")):
-        return
-    target = kept_path(models_dir, name, stored)
-    if os.path.exists(target) and os.path.samefile(path, target):
-        return
-    try:
-        _link_or_copy(path, target)
-        log(f"{name}: the checkpoint it replaces is kept as {target}")
-    except OSError as error:
-        log(f"{name}: could not keep the checkpoint it replaces ({error.strerror or error}: {target})")
 
 
 # --- the runs ----------------------------------------------------------------------------------
@@ -191,7 +132,7 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
         keep_before_replacing(path, models_dir, file_name, identity, log)
         if found:  # trained before with these settings: it becomes the latest again
             try:
-                _link_or_copy(kept, path)
+                link_or_copy(kept, path)
                 log(f"{name}: {kept} -> {path}")
             except OSError as error:  # the model is found all the same
                 log(f"{name}: using {kept} ({path} could not be replaced: {error.strerror or error})")
@@ -202,11 +143,6 @@ def get_model(name, cfg, data, device, models_dir, retrain=False, log=print, pro
     log(f"{name}: best val loss {best['val_loss']:.3f} (recon {best['val_recon']:.3f}, kl {best['val_kl']:.3f}) "
         f"at epoch {best['epoch']} -> {path}")
     return model, prior, checkpoint
-
-
-def models_dir_for(out_dir, dataset):
-    """Where a dataset's checkpoints live: OUT_DIR/models for the default dataset, OUT_DIR/models/<dataset> else."""
-    return os.path.join(out_dir, "models", *([] if dataset == constants.DATASET else [dataset]))
 
 
 def main(argv=None):

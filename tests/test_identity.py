@@ -1,5 +1,6 @@
 """Nothing cached is reused unless it is what the current settings, code and parents would make (cache.py), each
 setting is declared once (config.py), and the training loop's guards hold."""
+import argparse
 import os
 import shutil
 import subprocess
@@ -41,11 +42,18 @@ def test_every_setting_is_declared_once_with_a_default_a_flag_and_a_check():
     assert len(names) == len(set(names))
     defaults = config.RunConfig().validate()
     for s in config.SETTINGS:
-        assert hasattr(constants, s.constant), s.name
+        assert s.constant == s.name.upper() and hasattr(constants, s.constant), s.name  # one name, three spellings
         assert getattr(defaults, s.name) == getattr(constants, s.constant)
         assert s.check(getattr(defaults, s.name)) is None, s.name  # the defaults pass their own checks
         assert s.affects and set(s.affects) <= set(config.ARTEFACTS), s.name
         assert s.flag == "--" + s.name.replace("_", "-")
+
+
+def test_a_settings_short_flag_sets_the_same_setting_in_every_script():
+    parser = config.add_setting_flags(argparse.ArgumentParser())
+    for flag in ("--labels", "--expert-labels"):
+        assert config.config_from_args(parser.parse_args([flag, "3"])).expert_labels == 3
+        assert config.config_from_args(parser.parse_args([flag, "all"])).expert_labels is None
 
 
 BAD_VALUES = {"arch": "mlp", "likelihood": "laplace", "hidden": 0, "label_draw": -1, "dataset": "cifar", "validation_split": 1.5, "train_images": 0, "seed": -1, "latent_dim": 0,
@@ -204,7 +212,7 @@ def test_each_configuration_keeps_its_checkpoint_and_switching_back_trains_nothi
     first = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=lambda _: None, progress=False)
     logs = []
     train.get_model("base", tiny_config(latent_dim=3), tiny_data, DEVICE, folder, log=logs.append, progress=False)
-    kept = train.kept_path(folder, "base", first[2]["identity"])
+    kept = models.kept_path(folder, "base", first[2]["identity"])
     assert any(f"kept as {kept}" in line for line in logs), logs
     assert models.load_checkpoint(str(tmp_path / "base.pt"))[0].latent_dim == 3
     logs.clear()

@@ -73,7 +73,8 @@ def test_every_relu_gets_its_gradient_in_its_own_memory_layout(architecture):
     x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     args = (x,) if architecture is ConvVAE else (x, torch.arange(4))
     x_hat, mu, logvar = model(*args)
-    losses.vae_loss(x, x_hat, mu, logvar, StandardNormalPrior(model.latent_dim), 1.0)[0].backward()
+    losses.vae_loss(x, x_hat, mu, logvar, StandardNormalPrior(model.latent_dim), 1.0, None,
+                    model.likelihood)[0].backward()
     assert len(relus) == 6 and mismatches == []
 
 
@@ -152,11 +153,11 @@ def test_a_few_adam_steps_lower_the_loss_on_a_small_batch(small_data, prior):
     def loss_now():
         torch.manual_seed(123)  # same noise before and after, so only the weights differ
         with torch.no_grad():
-            return losses.vae_loss(x, *model(x), prior, 1.0)[0].item()
+            return losses.vae_loss(x, *model(x), prior, 1.0, None, model.likelihood)[0].item()
 
     before = loss_now()
     for _ in range(30):
-        loss = losses.vae_loss(x, *model(x), prior, 1.0)[0]
+        loss = losses.vae_loss(x, *model(x), prior, 1.0, None, model.likelihood)[0]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -201,3 +202,25 @@ def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
     assert history[-1]["val_kl"] == pytest.approx(kl.mean().item(), rel=1e-4)
     unmasked = losses.per_image_terms(model, prior, data.val_x[:256], constants.SEED)[1]
     assert history[-1]["val_kl"] != pytest.approx(unmasked.mean().item(), rel=1e-3)
+
+
+def test_gmm_samples_pick_each_component_by_its_weight():
+    """Ancestral sampling: far-apart components, so each draw's component shows; shares follow the weights."""
+    weights = torch.tensor([0.2, 0.5, 0.3])
+    means = torch.tensor([[-30.0, 0.0], [0.0, 30.0], [30.0, 0.0]])
+    gmm = GaussianMixturePrior(weights, means, torch.eye(2).expand(3, 2, 2) * 0.5)
+    torch.manual_seed(0)
+    z = gmm.sample(20000)
+    component = torch.cdist(z, means).argmin(1)
+    shares = torch.bincount(component, minlength=3).float() / len(z)
+    torch.testing.assert_close(shares, weights, atol=0.015, rtol=0)
+
+
+def test_a_missing_checkpoint_names_the_command_that_trains_it(tmp_path):
+    """The labelled-only variants' files (gmm-labelled-only.pt) are trained with --model gmm --labelled-only-kl."""
+    from models import kept_path, training_command
+    assert training_command(str(tmp_path / "gmm-labelled-only.pt")) == \
+        "python train.py --model gmm --labelled-only-kl"
+    assert training_command(str(tmp_path / "goal.pt")) == "python train.py --model goal"
+    kept = kept_path(str(tmp_path), "goal-labelled-only", {"any": "identity"})
+    assert training_command(kept) == "python train.py --model goal --labelled-only-kl"

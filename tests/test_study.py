@@ -25,12 +25,14 @@ def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
     names = set(plan)
     for dataset in ("mnist", "fashion-mnist"):
         assert {f"{dataset}/default/s0/base", f"{dataset}/default/s0/cvae", f"{dataset}/seed-design/s0/base"} <= names
-        for c in range(10):  # every class is the goal, from 1 and 10 labels, each from 3 draws of the labels
+        for c in range(10):  # every class is the goal, from 1, 3 and 10 labels, each from 3 draws of the labels
             assert f"{dataset}/default/s0/g{c}/references" in names
             assert f"{dataset}/seed-design/s0/g{c}/references" in names
             drawn = {(u.spec["run"]["expert_labels"], u.spec["run"]["label_draw"]) for u in plan.values()
                      if u.func is units.evaluation_unit and u.spec["name"].startswith(f"{dataset}/default/s0/g{c}/samplers")}
-            assert drawn == {(b, d) for b in (1, 10) for d in (0, 1, 2)}
+            assert drawn == {(b, d) for b in (1, 3, 10) for d in (0, 1, 2)}
+            few = [u.spec["sources"] for u in plan.values() if u.spec["name"] == f"{dataset}/default/s0/g{c}/samplers-n1-d0"]
+            assert [s["source"] for s in few[0]] == ["graph", "pseudo-label", "exemplar"]
     seed_design = plan["mnist/seed-design/s0/base"].spec["run"]
     assert (seed_design["arch"], seed_design["likelihood"], seed_design["latent_dim"]) == ("conv", "gaussian", 4)
 
