@@ -20,7 +20,8 @@ import report
 import samplers
 import train
 from classifier import get_classifier
-from models import StandardNormalPrior, decode_prior_samples, encode_means, models_dir_for, pick_device
+from checkpoints import models_dir_for
+from models import StandardNormalPrior, decode_prior_samples, encode_means, pick_device
 
 LABELLED_ONLY = "gmm"  # the training-time method alltests.py trains: the labelled-only-KL GMM VAE
 

@@ -207,7 +207,8 @@ def step_cost(seed, steps=60, batch_size=constants.BATCH_SIZE):
     """Median seconds per training step with the standard-normal KL and with the GMM Monte Carlo KL."""
     import losses
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch_size, 1, 28, 28, generator=g).contiguous(memory_format=torch.channels_last)
+    side = constants.IMAGE_SIZE
+    x = torch.rand(batch_size, 1, side, side, generator=g).contiguous(memory_format=torch.channels_last)
     k, d = constants.GMM_COMPONENTS, BENCH_MODEL["latent_dim"]
     a = torch.randn(k, d, d, generator=g) * 0.3
     gmm = GaussianMixturePrior(torch.full((k,), 1 / k), torch.randn(k, d, generator=g), a @ a.transpose(1, 2)

@@ -31,9 +31,9 @@ FORMAT = 3  # bump when the layout of an identity changes
 # imports, directly or not (code_modules), so no module it runs can be missing from its fingerprint
 MAKERS = {"base": "train", "cvae": "train", "goal": "train", "gmm": "train", "classifier": "classifier",
           "unlabelled": "samplers", "sampler": "samplers", "evaluation": "units"}
-# project modules that decide no artefact's contents: identities (this one), settings, whose values are in the
-# identity (config, constants), error types and the command line
-NOT_CODE = ("cache", "config", "constants", "errors", "cli")
+# project modules that decide no artefact's contents: identities (this one), where checkpoint files live
+# (checkpoints), settings, whose values are in the identity (config, constants), error types and the command line
+NOT_CODE = ("cache", "checkpoints", "config", "constants", "errors", "cli")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 LIBRARIES = ("torch", "numpy", "scipy", "sklearn")  # their versions are part of every identity
 
@@ -43,7 +43,7 @@ LIBRARIES = ("torch", "numpy", "scipy", "sklearn")  # their versions are part of
 STALE_TEMPORARY_SECONDS = 600  # a temporary file this old is an interrupted write's leftover: no write takes that long
 
 
-def _remove_stale_temporaries(folder, stem, ext):
+def remove_stale_temporaries(folder, stem, ext):
     """Delete <stem>.tmp-*<ext> files in `folder` that a killed write left behind (older than
     STALE_TEMPORARY_SECONDS, so that a write in progress in another process is left alone)."""
     now = time.time()
@@ -66,7 +66,7 @@ def atomic_path(path):
         os.makedirs(folder, exist_ok=True)
         if os.path.isdir(path):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        _remove_stale_temporaries(folder, stem, ext)
+        remove_stale_temporaries(folder, stem, ext)
         handle, tmp = tempfile.mkstemp(dir=folder, prefix=f"{stem}.tmp-", suffix=ext)
         os.close(handle)
         yield tmp

@@ -83,7 +83,7 @@ STUDY_DATASETS = ["mnist", "fashion-mnist"]
 # the default model (constants above), and the designs it is compared with, by what they change: their decoder
 # ceilings only (the samplers run on the default)
 STUDY_DESIGNS = {"default": {}, "seed design": {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}}
-STUDY_CLASSES = list(range(10))  # every class is the goal in turn
+STUDY_CLASSES = list(range(N_CLASSES))  # every class is the goal in turn
 STUDY_GOAL_SETS = {"mnist": [[6, 9], [3, 8]], "fashion-mnist": []}  # pairs, from the most labels of the curve
 STUDY_LABEL_CURVE = [1, 3, 10]  # labels per goal class; every sampler at the last, STUDY_FEW_LABEL_SAMPLERS below it
 STUDY_FEW_LABEL_SAMPLERS = ["graph", "pseudo-label", "exemplar"]

@@ -100,8 +100,9 @@ def read_raw(dataset, data_dir, download=constants.DOWNLOAD):
         if tuple(images.shape) != expected[name] or labels.shape != images.shape[:1]:
             raise DataError(f"{dataset} {name} set in {raw}/ has shape {tuple(images.shape)}, "
                             f"expected {expected[name]}")
-        if labels.min() < 0 or labels.max() > 9:
-            raise DataError(f"{dataset} {name} labels in {raw}/ fall outside 0-9: the label file is corrupt")
+        if labels.min() < 0 or labels.max() >= constants.N_CLASSES:
+            raise DataError(f"{dataset} {name} labels in {raw}/ fall outside 0-{constants.N_CLASSES - 1}: the label file is "
+                            "corrupt")
     return train_images, train_labels, test_images, test_labels
 
 

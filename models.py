@@ -3,8 +3,6 @@
 Nothing here picks a device: build on the CPU and move with `.to(device)` (priors too: their
 parameters are buffers).
 """
-import os
-import shutil
 
 import numpy as np
 import torch
@@ -376,8 +374,11 @@ class GaussianMixturePrior(Prior):
         weight, then only that component's Gaussian, mu_k + L_k eps. MixtureSameFamily.sample draws from every
         component for every sample: K times the work (30 components: 6 s for the ratio sampler's 200,000)."""
         component = torch.multinomial(self.weights, n, replacement=True)
-        noise = torch.randn(n, self.means.shape[1], device=self.means.device)
-        return self.means[component] + (self.scale_tril[component] @ noise[:, :, None])[:, :, 0]
+        z = torch.randn(n, self.means.shape[1], dtype=self.means.dtype, device=self.means.device)
+        for k in range(len(self.weights)):  # one matrix per component, not an [n, d, d] copy of them
+            chosen = component == k
+            z[chosen] = self.means[k] + z[chosen] @ self.scale_tril[k].T
+        return z
 
     def kl(self, mu, logvar):
         return losses.kl_monte_carlo(mu, logvar, self.log_prob, self.kl_samples)
@@ -481,8 +482,9 @@ def save_checkpoint(path, model, prior, identity, history):
 
 def load_checkpoint(path, device="cpu"):
     """(model, prior, checkpoint dict) from a file written by save_checkpoint; tensors only, no pickled code."""
-    checkpoint = cache.load_tensors(path, CheckpointError, f"no checkpoint at {path}: train one with "
-                                                          f"`{training_command(path)}`")
+    # the exact train.py command is checkpoints.training_command's (sample.py names it): that module sits above this one
+    checkpoint = cache.load_tensors(path, CheckpointError, f"no checkpoint at {path}: `python alltests.py` or "
+                                                          f"`python train.py` trains one")
     return model_from_checkpoint(checkpoint, path, device)
 
 
@@ -504,95 +506,6 @@ def model_from_checkpoint(checkpoint, path, device="cpu"):
     # the hash is recomputed from what was loaded, so a file edited by hand cannot pass for its parent's child
     checkpoint["content_hash"] = cache.content_hash(checkpoint_content(model, prior))
     return model.to(device), prior.to(device), checkpoint
-
-
-# --- checkpoint files: where each run's checkpoint lives (train.py writes, sample.py and notebooks read) -----
-
-LABELLED_ONLY_SUFFIX = "-labelled-only"  # the labelled-only-KL variants of the goal and GMM VAEs get files of their own
-
-
-def checkpoint_name(name, cfg):
-    """The file name (without .pt) of run `name` in a models folder: the labelled-only variants get their own."""
-    return f"{name}{LABELLED_ONLY_SUFFIX}" if name in ("goal", "gmm") and cfg.labelled_only_kl else name
-
-
-def training_command(path):
-    """The train.py command that writes the checkpoint file `path`, latest or kept (for error messages)."""
-    name = os.path.splitext(os.path.basename(path))[0]
-    if os.path.basename(os.path.dirname(path)) == "kept":  # <name>-<identity key>
-        name = name[:-cache.KEY_LENGTH - 1]
-    if name.endswith(LABELLED_ONLY_SUFFIX):
-        return f"python train.py --model {name[:-len(LABELLED_ONLY_SUFFIX)]} --labelled-only-kl"
-    return f"python train.py --model {name}"
-
-
-def checkpoint_path(models_dir, name):
-    """models_dir/<name>.pt: the latest checkpoint of run `name`, the one notebooks and sample.py open."""
-    return os.path.join(models_dir, f"{name}.pt")
-
-
-def models_dir_for(out_dir, dataset):
-    """Where a dataset's checkpoints live: OUT_DIR/models for the default dataset, OUT_DIR/models/<dataset> else."""
-    return os.path.join(out_dir, "models", *([] if dataset == constants.DATASET else [dataset]))
-
-
-def kept_path(models_dir, name, identity):
-    """models_dir/kept/<name>-<identity key>.pt: where a checkpoint is kept once a run with other settings
-    replaces it, so that switching back reuses it (as Lightning keeps versioned runs apart)."""
-    return os.path.join(models_dir, "kept", f"{name}-{cache.key(identity)}.pt")
-
-
-def kept_checkpoints(models_dir, name):
-    """The checkpoints of run file `name` kept in models_dir/kept (kept_path), newest first."""
-    kept = os.path.join(models_dir, "kept")
-    prefix = f"{name}-"
-    paths = [os.path.join(kept, f) for f in os.listdir(kept) if f.startswith(prefix) and f.endswith(".pt")
-             and len(f) == len(prefix) + cache.KEY_LENGTH + 3] if os.path.isdir(kept) else []
-    return sorted(paths, key=os.path.getmtime, reverse=True)
-
-
-def _stored_identity(path):
-    try:
-        saved = cache.load_tensors(path)
-    except (OSError, cache.UnsafeFileError):
-        return None
-    return saved.get("identity") if isinstance(saved, dict) else None
-
-
-def link_or_copy(source, target):
-    """target becomes a copy of source, replacing it in one step: a hard link where the file system allows (no
-    second copy on disk, the file's mode untouched), else a copy."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    stem, ext = os.path.splitext(target)
-    # named as cache.atomic_path's temporaries, so that the next write there sweeps one a kill left behind (and
-    # one swept away in between makes os.replace fail over to the copy)
-    link = f"{stem}.tmp-link-{os.getpid()}{ext}"
-    try:
-        os.link(source, link)
-        os.replace(link, target)
-    except OSError:
-        if os.path.lexists(link):
-            os.remove(link)
-        with cache.atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
-
-
-def keep_before_replacing(path, models_dir, name, new_identity, log):
-    """Before `path` is replaced by a checkpoint of `new_identity`: keep it under its own identity (kept_path).
-    Not kept: a checkpoint of the same identity (a retraining replaces it), or one made by other code, library
-    versions or format, which no run can reuse. A folder that cannot be written costs a notice."""
-    stored = _stored_identity(path) if os.path.exists(path) else None
-    if stored is None or stored == new_identity or any(stored.get(part) != new_identity.get(part)
-                                                        for part in ("format", "code", "libraries")):
-        return
-    target = kept_path(models_dir, name, stored)
-    if os.path.exists(target) and os.path.samefile(path, target):
-        return
-    try:
-        link_or_copy(path, target)
-        log(f"{name}: the checkpoint it replaces is kept as {target}")
-    except OSError as error:
-        log(f"{name}: could not keep the checkpoint it replaces ({error.strerror or error}: {target})")
 
 
 # what a sample is of: a checkpoint trained for another request must not silently serve this one

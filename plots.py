@@ -29,13 +29,15 @@ def save_figure(fig, path):
 
 
 def image_grid(images, path, title, ncols=8):
-    """images: [N, 1, 28, 28] in [0, 1]."""
+    """images: [N, 1, H, W] in [0, 1], one pixel of white between them."""
     images = images.detach().cpu().squeeze(1).numpy()
+    height, width = images.shape[1:]
     nrows = int(np.ceil(len(images) / ncols))
-    canvas = np.ones((nrows * 29 + 1, ncols * 29 + 1))
+    canvas = np.ones((nrows * (height + 1) + 1, ncols * (width + 1) + 1))
     for i, image in enumerate(images):
         r, c = divmod(i, ncols)
-        canvas[1 + r * 29:1 + r * 29 + 28, 1 + c * 29:1 + c * 29 + 28] = image
+        top, left = 1 + r * (height + 1), 1 + c * (width + 1)
+        canvas[top:top + height, left:left + width] = image
     fig, ax = plt.subplots(figsize=(ncols * 0.55, nrows * 0.55 + 0.4))
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
@@ -57,7 +59,7 @@ def latent_scatter(latents, labels, prior_samples, path, title, goals=()):
     """Test-set posterior means in dims 0-1, coloured by digit, with draws from the model's prior."""
     latents, labels = latents.cpu().numpy(), labels.cpu().numpy()
     fig, ax = plt.subplots(figsize=(6, 5))
-    for digit in range(10):
+    for digit in np.unique(labels):
         pts = latents[labels == digit]
         ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color=DIGIT_COLOURS(digit),
                    label=f"{digit}{' (goal)' if digit in goals else ''}")
@@ -154,10 +156,11 @@ def class_histograms(rows, goals, path):
     ncols = 4
     nrows = int(np.ceil(len(rows) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.3 * nrows), squeeze=False, sharey=True)
-    colours = ["tab:red" if d in goals else "tab:grey" for d in range(10)]
+    classes = range(len(rows[0]["class_histogram"]))
+    colours = ["tab:red" if d in goals else "tab:grey" for d in classes]
     for ax, row in zip(axes.flat, rows):
-        ax.bar(range(10), row["class_histogram"], color=colours)
-        ax.set_xticks(range(10))
+        ax.bar(classes, row["class_histogram"], color=colours)
+        ax.set_xticks(classes)
         ax.set_title(f"{row['model']}\nz ~ {row['source']}: {row['target_rate']:.0%} goal", fontsize=8)
         ax.axhline(0.1, color="black", linewidth=0.6, linestyle=":")
     for ax in list(axes.flat)[len(rows):]:

@@ -22,9 +22,9 @@ import constants
 import datasets
 import samplers
 from config import ConfigError
-from models import (StandardNormalPrior, check_checkpoint_serves, checkpoint_name, checkpoint_path, cycled_labels,
-                    decode_prior_samples, is_conditional, kept_checkpoints, load_checkpoint, models_dir_for,
-                    pick_device, training_command)
+from checkpoints import checkpoint_name, checkpoint_path, kept_checkpoints, models_dir_for, training_command
+from models import (StandardNormalPrior, check_checkpoint_serves, cycled_labels, decode_prior_samples, is_conditional,
+                    load_checkpoint, pick_device)
 
 PRIOR_SOURCES = ("own-prior", "standard")
 
@@ -62,8 +62,8 @@ def check_output(out, n):
 
 
 def kept_serving(models_dir, file_name, model_name, cfg, asked):
-    """(path, checkpoint) of the newest checkpoint kept beside the latest one (models.kept_checkpoints) that serves
-    the request (models.check_checkpoint_serves: the goals, labels and KL variant, and the settings the user gave);
+    """The path of the newest checkpoint kept beside the latest one (checkpoints.kept_checkpoints) that serves the
+    request (models.check_checkpoint_serves: the goals, labels and KL variant, and the settings the user gave);
     None when no kept checkpoint does."""
     for path in kept_checkpoints(models_dir, file_name):
         try:
@@ -84,7 +84,7 @@ def load_source(model_name, sampler, cfg, out_dir=constants.OUT_DIR, data_dir=No
     path = checkpoint_path(models_dir, file_name)
     if not os.path.exists(path):
         raise cli.CheckpointError(f"no trained {model_name} model at {path}: run `python alltests.py` or "
-                                  f"`{training_command(path)}` first")
+                                  f"`{training_command(path, cfg, out_dir)}` first")
     try:
         return load_from(path, model_name, sampler, cfg, data_dir, log, asked)
     except cli.CheckpointError:

@@ -199,7 +199,7 @@ def summarise(rows):
                      draws=[m["draw"] for m in members], source=members[0]["source"])
         values = {k: [m[k] for m in members] for k in METRICS}
         values.update({f"rate_{g}": [m["goal_rates"][str(g)] for m in members] for g in entry["goals"]})
-        values.update({f"share_{k}": [m["class_histogram"][k] for m in members] for k in range(10)})
+        values.update({f"share_{k}": [m["class_histogram"][k] for m in members] for k in range(constants.N_CLASSES)})
         for name, vals in values.items():
             t = torch.tensor(vals, dtype=torch.float64)
             entry[name] = {"mean": t.mean().item(), "std": t.std().item() if len(vals) > 1 else 0.0}

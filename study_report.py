@@ -261,9 +261,17 @@ def worst_phrase(rows, dataset, method, labels):
             f"draw {draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f", {pct(rate)}")
 
 
+def target_rule(most_labels):
+    """The target a budget is judged by (targets_of_few_labels), in words."""
+    return (f"at most {100 * evaluate.TARGET_GAP:g} point below its ceiling, precision and coverage ≥ "
+            f"{evaluate.TARGET_QUALITY}" if most_labels else
+            f"≥ {evaluate.FEW_LABEL_SHARE:.0%} of its ceiling, coverage ≥ {evaluate.FEW_LABEL_COVERAGE}")
+
+
 def every_sampler_phrase(rows, dataset, title, labels, most_labels=True):
     """One line comparing every sampler from `labels` labels over all classes and draws: the mean target rate, the
-    worst single class draw, and the class draws meeting that budget's target (targets_of_few_labels)."""
+    worst single class draw, and the class draws meeting that budget's target (targets_of_few_labels); None when
+    no sampler was measured from that many labels."""
     parts = []
     for name in rows.sampler_order():
         method = sampler_method(name)
@@ -274,9 +282,11 @@ def every_sampler_phrase(rows, dataset, title, labels, most_labels=True):
         judged = targets_of_few_labels(rows, dataset, method, labels, most_labels)
         parts.append(f"`{name}` {pct(mean(rates))} (worst {pct(min(rates))}; target met on "
                      f"{sum(ok for _, _, ok in judged)} of {len(judged)})")
+    if not parts:
+        return None
     return (f"- **{title}, every sampler from {labels} label{'s' if labels != '1' else ''}** (mean target rate over "
-            f"every class and draw, the "
-            f"worst single class draw, and the class draws meeting the target): " + "; ".join(parts) + ".")
+            f"every class and draw, the worst single class draw, and the class draws meeting the target: "
+            f"{target_rule(most_labels)}): " + "; ".join(parts) + ".")
 
 
 def study_prose(study):
@@ -313,9 +323,7 @@ def study_prose(study):
             if not judged:
                 continue
             met = sum(ok for _, _, ok in judged)
-            rule = (f"at most {100 * evaluate.TARGET_GAP:g} point below its ceiling, precision and coverage ≥ "
-                    f"{evaluate.TARGET_QUALITY}" if most else
-                    f"≥ {evaluate.FEW_LABEL_SHARE:.0%} of its ceiling, coverage ≥ {evaluate.FEW_LABEL_COVERAGE}")
+            rule = target_rule(most)
             missed = sorted({class_label(dataset, c) for c, _, ok in judged if not ok})
             lines.append(
                 f"- **{title}, `{name}` from {labels} label{'s' if labels != '1' else ''}:** "
@@ -341,7 +349,8 @@ def study_prose(study):
                 f"largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` is "
                 f"{-100 * worst_gap:.1f} points below the CVAE.")
         for labels in budgets[::-1]:  # every budget, the most labels first
-            lines.append(every_sampler_phrase(rows, dataset, title, labels, labels == budgets[-1]))
+            phrase = every_sampler_phrase(rows, dataset, title, labels, labels == budgets[-1])
+            lines += [phrase] if phrase else []
         for goals in s["goal_sets"].get(dataset, []):
             best, best_rate = None, -1.0
             for m in (sampler_method(n) for n in rows.sampler_order()):

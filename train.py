@@ -7,7 +7,6 @@
 import copy
 import math
 import os
-import shutil
 
 import torch
 
@@ -19,9 +18,10 @@ import datasets
 from config import ConfigError
 from errors import CheckpointError
 from fitting import fit, seed_everything
+from checkpoints import (checkpoint_name, checkpoint_path, keep_before_replacing, kept_path, link_or_copy,
+                         models_dir_for)
 from models import (ConditionalVAE, ConvVAE, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior,
-                    checkpoint_name, checkpoint_path, encode_means, is_conditional, keep_before_replacing, kept_path,
-                    link_or_copy, model_from_checkpoint, models_dir_for, pick_device, save_checkpoint)
+                    encode_means, is_conditional, model_from_checkpoint, pick_device, save_checkpoint)
 
 MODEL_NAMES = ("base", "goal", "gmm")  # the earlier implementation's three VAEs
 TRAINABLE_MODELS = config.VAES  # plus the conditional VAE, the fully labelled reference

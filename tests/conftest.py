@@ -32,6 +32,28 @@ def run_script(script, *args, env=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_main_in_process(module_name, *args):
+    """A script's main() as its command line runs it (cli.run_main), in this process: (exit code, stderr). For the
+    many one-line-error cases, which would otherwise pay an interpreter and torch start each. A Python warning,
+    which pytest would otherwise swallow, counts as a line of stderr, as it would in the script."""
+    import contextlib
+    import importlib
+    import io
+    import warnings
+
+    import cli
+    main = importlib.import_module(module_name).main
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cli.run_main(lambda: main(list(args)))
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+    return code, "".join(f"{w.category.__name__}: {w.message}\n" for w in caught) + stderr.getvalue()
+
+
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory, data_dir):
     """One `alltests.py --quick` run shared by the tests that inspect its outputs."""

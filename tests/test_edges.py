@@ -168,8 +168,9 @@ def test_every_project_module_an_artefact_runs_is_in_its_code_fingerprint():
              "        print(maker, ' '.join(sys.modules), flush=True)\n"
              "        os._exit(0)\n"
              "    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, maker\n")
-    output = subprocess.run([sys.executable, "-c", probe, *sorted(set(cache.MAKERS.values()))], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.splitlines()
+    makers = sorted(set(cache.MAKERS.values()))
+    output = subprocess.run([sys.executable, "-c", probe, *makers], cwd=ROOT, capture_output=True, text=True,
+                            check=True, timeout=300).stdout.splitlines()
     loaded = {line.split()[0]: set(line.split()[1:]) for line in output}
     assert set(loaded) == set(cache.MAKERS.values())
     for kind, maker in cache.MAKERS.items():

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import cache
+import checkpoints
 import cli
 import config
 import constants
@@ -42,7 +43,7 @@ def test_every_setting_is_declared_once_with_a_default_a_flag_and_a_check():
     assert len(names) == len(set(names))
     defaults = config.RunConfig().validate()
     for s in config.SETTINGS:
-        assert s.constant == s.name.upper() and hasattr(constants, s.constant), s.name  # one name, three spellings
+        assert hasattr(constants, s.constant), s.name  # the setting's own name, in capitals
         assert getattr(defaults, s.name) == getattr(constants, s.constant)
         assert s.check(getattr(defaults, s.name)) is None, s.name  # the defaults pass their own checks
         assert s.affects and set(s.affects) <= set(config.ARTEFACTS), s.name
@@ -212,7 +213,7 @@ def test_each_configuration_keeps_its_checkpoint_and_switching_back_trains_nothi
     first = train.get_model("base", tiny_config(), tiny_data, DEVICE, folder, log=lambda _: None, progress=False)
     logs = []
     train.get_model("base", tiny_config(latent_dim=3), tiny_data, DEVICE, folder, log=logs.append, progress=False)
-    kept = models.kept_path(folder, "base", first[2]["identity"])
+    kept = checkpoints.kept_path(folder, "base", first[2]["identity"])
     assert any(f"kept as {kept}" in line for line in logs), logs
     assert models.load_checkpoint(str(tmp_path / "base.pt"))[0].latent_dim == 3
     logs.clear()

@@ -204,23 +204,36 @@ def test_fit_trains_a_conditional_vae_and_the_labelled_only_variant(small_data):
     assert history[-1]["val_kl"] != pytest.approx(unmasked.mean().item(), rel=1e-3)
 
 
-def test_gmm_samples_pick_each_component_by_its_weight():
-    """Ancestral sampling: far-apart components, so each draw's component shows; shares follow the weights."""
+def test_gmm_samples_pick_each_component_by_its_weight_and_draw_its_covariance():
+    """Ancestral sampling: far-apart components, so each draw's component shows; shares follow the weights, and
+    each component's draws have its own, strongly anisotropic, covariance (L eps, not L^T eps, which would give
+    [[4.9, 0.3], [0.3, 0.1]] for the first one)."""
     weights = torch.tensor([0.2, 0.5, 0.3])
     means = torch.tensor([[-30.0, 0.0], [0.0, 30.0], [30.0, 0.0]])
-    gmm = GaussianMixturePrior(weights, means, torch.eye(2).expand(3, 2, 2) * 0.5)
+    covs = torch.stack([torch.tensor([[4.0, 1.9], [1.9, 1.0]]), torch.eye(2) * 0.5, torch.tensor([[1.0, -0.8], [-0.8, 2.0]])])
+    gmm = GaussianMixturePrior(weights, means, covs)
     torch.manual_seed(0)
-    z = gmm.sample(20000)
+    z = gmm.sample(40000)
     component = torch.cdist(z, means).argmin(1)
     shares = torch.bincount(component, minlength=3).float() / len(z)
     torch.testing.assert_close(shares, weights, atol=0.015, rtol=0)
+    for k in range(3):
+        torch.testing.assert_close(torch.cov(z[component == k].T), covs[k], atol=0.12, rtol=0)
+    assert gmm.double().sample(5).dtype == torch.float64
 
 
 def test_a_missing_checkpoint_names_the_command_that_trains_it(tmp_path):
-    """The labelled-only variants' files (gmm-labelled-only.pt) are trained with --model gmm --labelled-only-kl."""
-    from models import kept_path, training_command
+    """The labelled-only variants' files (gmm-labelled-only.pt) are trained with --model gmm --labelled-only-kl; a
+    request's dataset, goals, labels and folder are named when they are not the defaults."""
+    import config
+    from checkpoints import kept_path, training_command
     assert training_command(str(tmp_path / "gmm-labelled-only.pt")) == \
         "python train.py --model gmm --labelled-only-kl"
     assert training_command(str(tmp_path / "goal.pt")) == "python train.py --model goal"
     kept = kept_path(str(tmp_path), "goal-labelled-only", {"any": "identity"})
     assert training_command(kept) == "python train.py --model goal --labelled-only-kl"
+    cfg = config.RunConfig(dataset="fashion-mnist", goals=[3, 8], expert_labels=10, labelled_only_kl=True)
+    assert training_command(str(tmp_path / "gmm-labelled-only.pt"), cfg, "runs/x") == \
+        "python train.py --model gmm --labelled-only-kl --dataset fashion-mnist --goals 3 8 --expert-labels 10 " \
+        "--out-dir runs/x"
+    assert training_command(str(tmp_path / "base.pt"), cfg, ".") == "python train.py --model base --dataset fashion-mnist"

@@ -6,7 +6,7 @@ import numpy as np
 
 import alltests
 import samplers
-from conftest import run_script
+from conftest import run_main_in_process, run_script
 
 
 def test_quick_run_writes_every_figure(quick_run):
@@ -45,16 +45,21 @@ def test_sample_draws_goal_images_from_the_documented_command(quick_run, tmp_pat
 
 def test_sample_errors_are_one_line(quick_run, tmp_path):
     out, _ = quick_run
-    for args, message in ((["--sampler", "graph", "--labels", "100000"], "100000 labels per goal asked"),
-                          (["--sampler", "nope"], "unknown sampler 'nope'"),
-                          (["--model", "goal", "--sampler", "graph"], "use --model base"),
-                          (["--model", "vampire"], "unknown model 'vampire'"),
-                          # one checkpoint file per model: one trained for 6 must not answer a request for 9
-                          (["--model", "goal", "--sampler", "own-prior", "--goals", "9"],
-                           "trained for another request")):
-        result = run_script("sample.py", *args, "--out-dir", str(out), "--out", str(tmp_path / "x.npy"))
-        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
-        assert message in result.stderr, (args, result.stderr)
+    cases = ((["--sampler", "graph", "--labels", "100000"], "100000 labels per goal asked"),
+             (["--sampler", "nope"], "unknown sampler 'nope'"),
+             (["--model", "goal", "--sampler", "graph"], "use --model base"),
+             (["--model", "vampire"], "unknown model 'vampire'"),
+             # one checkpoint file per model: one trained for 6 must not answer a request for 9
+             (["--model", "goal", "--sampler", "own-prior", "--goals", "9"], "trained for another request"))
+    for i, (args, message) in enumerate(cases):
+        args = [*args, "--out-dir", str(out), "--out", str(tmp_path / "x.npy")]
+        if i == 0:  # the script itself, as a user runs it; the other cases through the same main, in process
+            result = run_script("sample.py", *args)
+            code, stderr = result.returncode, result.stderr
+        else:
+            code, stderr = run_main_in_process("sample", *args)
+        assert code == 2 and len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: "), (args, stderr)
+        assert message in stderr, (args, stderr)
         assert not (tmp_path / "x.npy").exists()
 
 
