@@ -14,6 +14,10 @@ Sections:
     final    the base VAE trained to the end: the project default against the previous default (batch 128, Adam
              1e-3 halved on plateaus): best validation loss and seconds
     full     a from-scratch `python alltests.py`
+    gpu      the accelerator's figures, with --device (python bench.py --only gpu --device cuda, one call on a GPU
+             machine, under 8 minutes): training images/s and step time with the GPU's utilisation over a timed
+             epoch, peak GPU memory, time to quality (training and whole process), `alltests.py --device` from
+             scratch and how far its numbers are from the committed CPU run, and the medium study's wall time
 
 Every timed run is its own process (its memory is its own, and the whole process counts), and the rows take turns
 round by round: this VM's speed drifts by tens of percent over minutes, and taking turns puts every row through
@@ -24,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +41,7 @@ import cli
 import constants
 import datasets
 import fitting
+from config import ConfigError
 from models import ConvVAE, GaussianMixturePrior, StandardNormalPrior, SubPixelConvTranspose2d, pick_device
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -51,7 +57,9 @@ EPOCH_ROWS = {
                "(project default)",
     "compile": "the project default under torch.compile",
 }
-SECTIONS = ("ttq", "epochs", "step", "engines", "scaling", "final", "full")
+SECTIONS = ("ttq", "epochs", "step", "engines", "scaling", "final", "full", "gpu")
+GPU_EPOCHS = 2  # the throughput run: the first epoch warms up (cuDNN's choices, the allocator), the second is timed
+GPU_POLL_SECONDS = 0.2  # nvidia-smi's utilisation sampling period while the throughput child runs
 # the bench measures the seed design (conv body, squared error, 4-d latent), which bench.json's TTQ_TARGET was set
 # for: the Bernoulli default's loss lives on another scale (README, Performance)
 BENCH_MODEL = {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}
@@ -135,8 +143,26 @@ def child(args):
         import config
         cfg = config.RunConfig(seed=args.seed, epochs_base=constants.EPOCHS_BASE, **BENCH_MODEL).validate()
         data = datasets.load_for(cfg, data_dir)
-        train.train_run("base", cfg, data, torch.device("cpu"), progress=False,
-                        on_epoch=lambda e: report_epoch(e, TTQ_MAX_EPOCHS))
+        device = pick_device(args.device or "cpu")
+        print(json.dumps({"training_starts": time.time() - started_at}), flush=True)
+        train.train_run("base", cfg, data, device, progress=False, on_epoch=lambda e: report_epoch(e, TTQ_MAX_EPOCHS))
+    elif args.child == "throughput":  # the project default's base VAE, GPU_EPOCHS epochs, each epoch's wall clock
+        import config
+        cfg = config.RunConfig(seed=args.seed, epochs_base=GPU_EPOCHS).validate()
+        data = datasets.load_for(cfg, data_dir)
+        device = pick_device(args.device or "cpu")
+        marks = [time.time()]
+
+        def timed_epoch(entry):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            marks.append(time.time())
+            print(json.dumps({"epoch": entry["epoch"], "start": marks[-2], "end": marks[-1],
+                              "images": len(data.train_x), "steps": -(-len(data.train_x) // cfg.batch_size),
+                              "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2 ** 20
+                              if device.type == "cuda" else None}), flush=True)
+            marks[-1] = time.time()  # the next epoch starts after this report
+        train.train_run("base", cfg, data, device, progress=False, on_epoch=timed_epoch)
     elif args.child in ("final-default", "final-previous"):  # trained to the end: EPOCHS_BASE, early stopping
         import config
         changes = PREVIOUS_DEFAULT if args.child == "final-previous" else {}
@@ -165,11 +191,12 @@ def child(args):
         print(json.dumps(step_cost(args.seed)))
 
 
-def spawn(kind, data_dir, seed=0):
+def spawn(kind, data_dir, seed=0, device=None):
     """Run child `kind` in a fresh interpreter; (its JSON lines, seconds of the whole process)."""
     t0 = time.time()
     result = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind, "--seed", str(seed),
-                             "--data-dir", data_dir, "--t0", repr(t0)], capture_output=True, text=True, cwd=ROOT)
+                             "--data-dir", data_dir, "--t0", repr(t0)] + (["--device", device] if device else []),
+                            capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"bench {kind} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -340,6 +367,101 @@ def full_run(data_dir):
             "machine": machine()}
 
 
+class UtilisationMonitor:
+    """Samples the GPU's utilisation (0-1) with nvidia-smi every GPU_POLL_SECONDS in a thread, each with its wall
+    clock time, so that a window (one timed epoch) can be cut from them afterwards (utilisation_between)."""
+
+    def __init__(self, index=0):
+        self.index, self.samples, self._stop = index, [], None
+
+    def _poll(self):
+        while not self._stop.is_set():
+            out = subprocess.run(["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu",
+                                  "--format=csv,noheader,nounits"], capture_output=True, text=True)
+            if out.returncode == 0 and out.stdout.strip().isdigit():
+                self.samples.append((time.time(), int(out.stdout.strip()) / 100))
+            self._stop.wait(GPU_POLL_SECONDS)
+
+    def __enter__(self):
+        import threading
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def utilisation_between(samples, start, end):
+    """{median, max, samples} of the (time, utilisation) samples inside [start, end]; None without any."""
+    inside = sorted(u for t, u in samples if start <= t <= end)
+    if not inside:
+        return None
+    return {"median": statistics.median(inside), "max": inside[-1], "samples": len(inside)}
+
+
+def results_gap(measured, committed):
+    """How far a run's sampling rows are from the committed results.json's: {rows, max_abs_target_rate_diff,
+    worst_row} over the rows both have (model, source, labels), in target-rate points (0-1)."""
+    key = lambda r: (r["model"], r["source"], r.get("labels"))  # noqa: E731
+    theirs = {key(r): r["target_rate"] for r in committed["sampling"]}
+    gaps = {key(r): abs(r["target_rate"] - theirs[key(r)]) for r in measured["sampling"] if key(r) in theirs}
+    worst = max(gaps, key=gaps.get) if gaps else None
+    return {"rows": len(gaps), "max_abs_target_rate_diff": gaps[worst] if worst else None,
+            "worst_row": list(worst) if worst else None}
+
+
+def gpu_section(data_dir, device):
+    """The `gpu` section: every figure issue 19 asks of an accelerator, each from its own process."""
+    dev = pick_device(device)
+    out = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(dev), "torch": torch.__version__,
+           "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    print(f"gpu: training throughput on {out['device']} ...", flush=True)
+    monitor = UtilisationMonitor(dev.index or 0) if dev.type == "cuda" else None
+    if monitor:
+        with monitor:
+            epochs, _ = spawn("throughput", data_dir, 0, device)
+    else:
+        epochs, _ = spawn("throughput", data_dir, 0, device)
+    timed = epochs[-1]  # the last epoch: the first warmed up
+    seconds = timed["end"] - timed["start"]
+    out.update({"train_images_per_second": timed["images"] / seconds, "step_ms": 1000 * seconds / timed["steps"],
+                "epoch_seconds": [e["end"] - e["start"] for e in epochs], "peak_gpu_mib": timed["peak_gpu_mib"]})
+    window = utilisation_between(monitor.samples, timed["start"], timed["end"]) if monitor else None
+    out["utilisation"] = window["median"] if window else None
+    out["utilisation_window"] = window
+    print("gpu: time to quality ...", flush=True)
+    lines, process_seconds = spawn("ttq-default", data_dir, 0, device)
+    starts = next(line["training_starts"] for line in lines if "training_starts" in line)
+    reached = [e for e in lines if e.get("val_loss") is not None and e["val_loss"] <= TTQ_TARGET]
+    out.update({"ttq_target": TTQ_TARGET, "ttq_epoch": reached[0]["epoch"] if reached else None,
+                "ttq_process_seconds": reached[0]["seconds"] if reached else None,
+                "ttq_train_seconds": reached[0]["seconds"] - starts if reached else None,
+                "ttq_startup_seconds": starts, "ttq_whole_child_seconds": process_seconds})
+    print("gpu: python alltests.py from scratch ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "alltests.py", "--device", device, "--out-dir", tmp, "--data-dir",
+                                 data_dir], capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"alltests.py failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        measured = json.load(open(os.path.join(tmp, "figures", "results.json")))
+    committed = cache.read_json(os.path.join(ROOT, "figures", "results.json"))
+    out.update({"alltests_seconds": measured["seconds"], "alltests_wall_seconds": wall,
+                "against_committed_cpu_run": results_gap(measured, committed) if committed else None})
+    print("gpu: the medium study ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workers = min(8, os.cpu_count() or 1)
+        seconds, study = run_study("medium", workers, tmp, data_dir)
+    # the study's units train and measure on the CPU (units.py): this is that machine's CPUs, said as such
+    out.update({"study_seconds": seconds, "study_units": study["engine"]["units"], "study_workers": workers,
+                "study_device": "cpu (the study's units do not use the accelerator yet)"})
+    return out
+
+
 def main(argv=None):
     parser = cli.ArgumentParser(description="Benchmark: time to quality, epochs, steps, the study engine.")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to measure")
@@ -348,17 +470,21 @@ def main(argv=None):
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one timed run
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--t0", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default=None, help="the accelerator of the gpu section (cuda); its children's too")
     args = parser.parse_args(argv)
     args.data_dir = os.path.abspath(datasets.resolve_data_dir(args.data_dir))
     if args.child:
         return child(args)
     import report  # here, not at the top: a timed child process should import no more than train.py does
     datasets.read_raw("mnist", args.data_dir)  # fail early, with the one-line message, if data is missing
-    pick_device("cpu")
+    pick_device(args.device or "cpu")  # a device that is not there: one line, before any measurement
+    if "gpu" in args.only and not args.device:
+        raise ConfigError("the gpu section measures an accelerator: give it with --device (cuda)")
     bench = cache.read_json(f"{args.out}.json") or {}
     measure = {"ttq": time_to_quality, "epochs": epoch_rows, "step": lambda d: {**spawn("step", d)[0][-1],
                                                                                 "machine": machine()},
-               "engines": engines, "scaling": scaling, "final": final_losses, "full": full_run}
+               "engines": engines, "scaling": scaling, "final": final_losses, "full": full_run,
+               "gpu": lambda d: gpu_section(d, args.device)}
     for section in args.only:
         bench[section] = measure[section](args.data_dir)
         cache.write_json(f"{args.out}.json", bench)  # after each section: a later failure keeps this one

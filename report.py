@@ -236,6 +236,30 @@ def ttq_summary(ttq):
     return median(ours), median(theirs), median(theirs) / median(ours), [b / a for a, b in zip(ours, theirs)]
 
 
+def gpu_markdown(g):
+    """The bench's gpu section (bench.gpu_section) against issue 19's targets, in a few lines."""
+    fmt = lambda v, spec=".1f", unit="": "n/a" if v is None else f"{v:{spec}}{unit}"  # noqa: E731
+    gap = g.get("against_committed_cpu_run") or {}
+    return [f"**On {g['device']}** (torch {g['torch']}, measured {g['date']}; `python bench.py --only gpu --device "
+            "cuda`):", "",
+            "| what | measured | issue 19's target |", "|---|---:|---:|",
+            f"| base VAE training, images/s (a whole epoch, validation pass included) | "
+            f"{fmt(g['train_images_per_second'], ',.0f')} | ≥ 250,000 |",
+            f"| one step (ms) | {fmt(g['step_ms'], '.2f')} | |",
+            f"| GPU utilisation while training (median over the timed epoch) | {fmt(g['utilisation'], '.0%')} | ≥ 70% |",
+            f"| peak GPU memory (MiB) | {fmt(g['peak_gpu_mib'], ',.0f')} | |",
+            f"| time to val {g['ttq_target']:g}: training seconds | {fmt(g['ttq_train_seconds'])} | ≤ 2 |",
+            f"| time to val {g['ttq_target']:g}: whole process (start-up {fmt(g['ttq_startup_seconds'])} s) | "
+            f"{fmt(g['ttq_process_seconds'])} | |",
+            f"| `python alltests.py --device cuda` from scratch, seconds of work | {fmt(g['alltests_seconds'], '.0f')} "
+            "| ≤ 30 |",
+            f"| its largest target-rate gap to the committed CPU run ({gap.get('rows', 0)} rows) | "
+            f"{fmt(None if gap.get('max_abs_target_rate_diff') is None else 100 * gap['max_abs_target_rate_diff'])} "
+            "points | within the seed spread |",
+            f"| the medium study, {g['study_units']} units on {g['study_workers']} workers ({g['study_device']}) | "
+            f"{fmt(g['study_seconds'], '.0f')} s | < 60 s |"]
+
+
 def bench_markdown(bench):
     """The README's Performance block, from bench.json (each section as last measured)."""
     lines = []
@@ -314,6 +338,8 @@ def bench_markdown(bench):
                          f"{r['speedup']:.2f}x | {'yes' if r['identical'] else 'no'} |")
         verdict = "meets" if c["medium"]["speedup"] >= SCALING_TARGET else "misses"
         lines += ["", f"The medium study's speed-up {verdict} the target of {SCALING_TARGET:g}x."]
+    if "gpu" in bench:
+        lines += [""] + gpu_markdown(bench["gpu"])
     if "full" in bench:
         f = bench["full"]
         lines += ["", f"`python alltests.py` from scratch: {f['seconds'] / 60:.1f} min (measured "

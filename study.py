@@ -27,6 +27,8 @@ import cli
 import config
 import constants
 import datasets
+import models
+import plots
 import study_report
 import samplers
 import units
@@ -279,8 +281,27 @@ def main(argv=None):
                                 f"{failed[first]}; see {os.path.join(out_dir, 'logs', first)}.log); the finished ones "
                                 f"are in {partial}/ and kept, so a rerun does only the rest")
     study_report.write_study(study, figures_dir, update_readme=default_full)
+    design_samples(results, settings, figures_dir)
     print(f"study: {computed} units computed, {len(plan_units) - computed} reused; figures and numbers in "
           f"{figures_dir}/ ({study['wall_seconds'] / 60:.1f} min)")
+
+
+def design_samples(results, settings, figures_dir, n=16, seed=constants.SEED):
+    """figures_dir/study_designs.png: n draws of z ~ N(0, I) through each design's base VAE (the study's first seed),
+    one row per dataset and design, so that the default's samples sit beside the seed design's."""
+    rows, names = [], []
+    for dataset in settings["datasets"]:
+        for design in settings["designs"]:
+            unit = f"{dataset}/{design.replace(' ', '-')}/s{settings['seeds'][0]}/base"
+            if unit not in results:
+                continue
+            model = models.load_checkpoint(results[unit]["path"])[0]
+            torch.manual_seed(seed)
+            rows.append(models.decode_prior_samples(model, models.StandardNormalPrior(model.latent_dim), n))
+            names.append(f"{datasets.DATASETS[dataset][1]}, {design}")
+    path = os.path.join(figures_dir, "study_designs.png")
+    plots.image_grid(torch.cat(rows), path, "z ~ N(0, I) through each base VAE; rows: " + "; ".join(names), ncols=n)
+    return path
 
 
 if __name__ == "__main__":

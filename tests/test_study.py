@@ -203,3 +203,17 @@ def test_the_study_report_shows_every_draw_its_spread_and_its_worst(seeds):
     assert f"| 0 | {references} | 60.0 (50.0), 0.95 | 60.0 (50.0), 0.95 |" in table
     assert "± 0.0" not in table.split("Goals 6 + 9 together")[1]  # the pair's share over two draws has a spread
     assert "worst single draw: class 0, draw 0" in prose and f"met on 0 of {3 * 2 * len(seeds)} class draws" in prose
+
+
+def test_the_design_figure_shows_each_designs_samples(tmp_path):
+    """study.design_samples: one row of N(0, I) samples per dataset and design, from the units' base checkpoints."""
+    import models
+    results, settings = {}, {"datasets": ["mnist"], "designs": {"default": {}, "seed design": {"latent_dim": 4}},
+                             "seeds": [0]}
+    for design, latent_dim in (("default", 16), ("seed-design", 4)):
+        model = models.ConvVAE(latent_dim)
+        path = str(tmp_path / f"{design}.pt")
+        models.save_checkpoint(path, model, models.StandardNormalPrior(latent_dim), {}, [])
+        results[f"mnist/{design}/s0/base"] = {"path": path}
+    figure = study.design_samples(results, settings, str(tmp_path), n=4)
+    assert figure.endswith("study_designs.png") and os.path.getsize(figure) > 2000
