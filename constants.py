@@ -92,7 +92,7 @@ STUDY_OUT_DIR = "runs/study"  # unit results, checkpoints and logs; figures go t
 QUICK_STUDY_OUT_DIR = "runs/study-quick"
 MEDIUM_STUDY_OUT_DIR = "runs/study-medium"
 # --quick: the same study, smaller in every direction (a smoke test; its numbers mean nothing)
-QUICK_STUDY = {"seeds": [0], "draws": [0, 1], "datasets": ["mnist"], "designs": {"default": {}}, "classes": [6, 3],
+QUICK_STUDY = {"seeds": [0], "draws": [0, 1], "datasets": ["mnist"], "designs": {"default": {}}, "classes": [6],
                "goal_sets": {"mnist": [[6, 9]]}, "label_curve": [1, 10], "eval_samples": 300,
                "run": {"train_images": 1500, "epochs_base": 1, "epochs_finetune": 1, "classifier_epochs": 1}}
 # --medium: between the two, for measuring how the study scales with workers (bench.py)

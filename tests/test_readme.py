@@ -115,3 +115,11 @@ def test_the_readme_test_command_is_what_ci_runs():
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     command = re.search(r"^python -m pytest -q\b", open(README).read(), re.M)
     assert command and "python -m pytest -q" in ci and "pip install -q -r requirements.txt" in ci
+
+
+def test_every_figure_and_file_the_readme_links_is_committed():
+    text = open(README).read()
+    links = re.findall(r"\]\(((?:figures|notebooks)/[^)#]+)\)", text)
+    assert "figures/study_designs.png" in links and len(links) > 10
+    missing = [link for link in links if not os.path.isfile(os.path.join(ROOT, link))]
+    assert not missing, missing
