@@ -15,7 +15,7 @@ Sections:
              1e-3 halved on plateaus): best validation loss and seconds
     full     a from-scratch `python alltests.py`
     gpu      the accelerator's figures, with --device (python bench.py --only gpu --device cuda, one call on a GPU
-             machine, under 8 minutes): training images/s and step time with the GPU's utilisation over a timed
+             machine; not yet timed): training images/s and step time with the GPU's utilisation over a timed
              epoch, peak GPU memory, time to quality (training and whole process), `alltests.py --device` from
              scratch and how far its numbers are from the committed CPU run, and the medium study's wall time
 
@@ -24,6 +24,7 @@ round by round: this VM's speed drifts by tens of percent over minutes, and taki
 the same drift.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -354,15 +355,20 @@ def final_losses(data_dir):
     return {**out, "previous": PREVIOUS_DEFAULT, "machine": machine()}
 
 
-def full_run(data_dir):
+def run_alltests(data_dir, device=None):
+    """A from-scratch `python alltests.py` in a temporary folder: (wall seconds, its results.json)."""
     with tempfile.TemporaryDirectory() as out_dir:
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "alltests.py", "--out-dir", out_dir, "--data-dir", data_dir],
-                                capture_output=True, text=True, cwd=ROOT)
+        result = subprocess.run([sys.executable, "alltests.py", "--out-dir", out_dir, "--data-dir", data_dir]
+                                + (["--device", device] if device else []), capture_output=True, text=True, cwd=ROOT)
         seconds = time.perf_counter() - started
         if result.returncode != 0:
             raise RuntimeError(f"alltests.py failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
-        results = json.load(open(os.path.join(out_dir, "figures", "results.json")))
+        return seconds, json.load(open(os.path.join(out_dir, "figures", "results.json")))
+
+
+def full_run(data_dir):
+    seconds, results = run_alltests(data_dir)
     return {"seconds": seconds, "best_validation": {k: v["val_loss"] for k, v in results["best_validation"].items()},
             "machine": machine()}
 
@@ -420,10 +426,7 @@ def gpu_section(data_dir, device):
            "date": time.strftime("%Y-%m-%d"), "machine": machine()}
     print(f"gpu: training throughput on {out['device']} ...", flush=True)
     monitor = UtilisationMonitor(dev.index or 0) if dev.type == "cuda" else None
-    if monitor:
-        with monitor:
-            epochs, _ = spawn("throughput", data_dir, 0, device)
-    else:
+    with monitor or contextlib.nullcontext():
         epochs, _ = spawn("throughput", data_dir, 0, device)
     timed = epochs[-1]  # the last epoch: the first warmed up
     seconds = timed["end"] - timed["start"]
@@ -441,14 +444,7 @@ def gpu_section(data_dir, device):
                 "ttq_train_seconds": reached[0]["seconds"] - starts if reached else None,
                 "ttq_startup_seconds": starts, "ttq_whole_child_seconds": process_seconds})
     print("gpu: python alltests.py from scratch ...", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, "alltests.py", "--device", device, "--out-dir", tmp, "--data-dir",
-                                 data_dir], capture_output=True, text=True, cwd=ROOT)
-        wall = time.perf_counter() - started
-        if result.returncode != 0:
-            raise RuntimeError(f"alltests.py failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
-        measured = json.load(open(os.path.join(tmp, "figures", "results.json")))
+    wall, measured = run_alltests(data_dir, device)
     committed = cache.read_json(os.path.join(ROOT, "figures", "results.json"))
     out.update({"alltests_seconds": measured["seconds"], "alltests_wall_seconds": wall,
                 "against_committed_cpu_run": results_gap(measured, committed) if committed else None})
