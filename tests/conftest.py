@@ -2,8 +2,11 @@
 copy), else from constants.DATA_DIR, downloading when online."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -32,10 +35,12 @@ def run_script(script, *args, env=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_main_in_process(module_name, *args):
-    """A script's main() as its command line runs it (cli.run_main), in this process: (exit code, stderr). For the
-    many one-line-error cases, which would otherwise pay an interpreter and torch start each. A Python warning,
-    which pytest would otherwise swallow, counts as a line of stderr, as it would in the script."""
+def run_main_in_process(module_name, *args, env=None):
+    """A script's main() as its command line runs it (cli.run_main), in this process, with `env` added to the
+    environment: a subprocess.CompletedProcess as run_script gives. For the many cases that end in a one-line error
+    or that only need the script's logic, which would otherwise pay an interpreter and torch start each (about
+    7 s). A Python warning, which pytest would otherwise swallow, counts as a line of stderr, as it would in the
+    script."""
     import contextlib
     import importlib
     import io
@@ -43,15 +48,19 @@ def run_main_in_process(module_name, *args):
 
     import cli
     main = importlib.import_module(module_name).main
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), warnings.catch_warnings(record=True) as caught:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), \
+            contextlib.redirect_stderr(stderr), warnings.catch_warnings(record=True) as caught:
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
         warnings.simplefilter("always")
         try:
             cli.run_main(lambda: main(list(args)))
             code = 0
         except SystemExit as stop:
             code = stop.code
-    return code, "".join(f"{w.category.__name__}: {w.message}\n" for w in caught) + stderr.getvalue()
+    warned = "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+    return subprocess.CompletedProcess([module_name, *args], code, stdout.getvalue(), warned + stderr.getvalue())
 
 
 @pytest.fixture(scope="session")
@@ -63,13 +72,30 @@ def quick_run(tmp_path_factory, data_dir):
     return out, result
 
 
+def finished_evaluations(out):
+    """How many evaluation units have written their result under `out` (not the atomic writer's temporary files)."""
+    folder = out / "units" / "evaluation"
+    return len([f for f in os.listdir(folder) if re.fullmatch(r"[0-9a-f]{20}\.json", f)]) if folder.exists() else 0
+
+
 @pytest.fixture(scope="session")
 def quick_study(tmp_path_factory, data_dir):
-    """One uninterrupted `study.py --quick` run: (its output folder, its study.json)."""
+    """One `study.py --quick` run, killed (driver and local cluster) once four evaluation units have finished, then
+    resumed to the end: (its output folder, its study.json, the evaluation results the kill left). The test of a
+    separately started cluster runs the same study uninterrupted and compares its numbers with these."""
     out = tmp_path_factory.mktemp("study")
+    process = subprocess.Popen([sys.executable, "study.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir],
+                               cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED="0"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    while process.poll() is None and finished_evaluations(out) < 4:  # no clock: a slow machine only waits longer
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    left = finished_evaluations(out)
+    assert not (out / "figures" / "study.json").exists(), "the study ended before it could be killed"
     result = run_script("study.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out, json.load(open(out / "figures" / "study.json"))
+    return out, json.load(open(out / "figures" / "study.json")), left
 
 
 @pytest.fixture(autouse=True)

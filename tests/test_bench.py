@@ -35,5 +35,6 @@ def test_the_gpu_table_shows_each_figure_against_its_target():
 
 
 def test_the_gpu_section_needs_a_device():
-    code, stderr = run_main_in_process("bench", "--only", "gpu")
+    result = run_main_in_process("bench", "--only", "gpu")
+    code, stderr = result.returncode, result.stderr
     assert code == 2 and stderr.startswith("error: ") and "--device" in stderr and len(stderr.splitlines()) == 1

@@ -17,7 +17,7 @@ import errors
 import evaluate
 import models
 import samplers
-from conftest import ROOT, run_script
+from conftest import ROOT, run_main_in_process, run_script
 
 
 def one_error_line(result):
@@ -31,8 +31,8 @@ def test_samplers_and_priors_refuse_a_model_setting_their_checkpoint_was_not_tra
     out, _ = quick_run
     other = 8 if config.RunConfig().latent_dim != 8 else 4
     for sampler in ("graph", "standard"):  # a biased sampler, and a model's own prior
-        result = run_script("sample.py", "--sampler", sampler, "--latent-dim", str(other), "--n", "10", "--out",
-                            str(tmp_path / "o.npy"), "--out-dir", str(out), "--data-dir", data_dir)
+        result = run_main_in_process("sample", "--sampler", sampler, "--latent-dim", str(other), "--n", "10", "--out",
+                                     str(tmp_path / "o.npy"), "--out-dir", str(out), "--data-dir", data_dir)
         assert f"latent_dim {config.RunConfig().latent_dim} there, {other} asked" in one_error_line(result), sampler
         assert not (tmp_path / "o.npy").exists()
 
@@ -57,8 +57,8 @@ def test_a_cache_that_cannot_be_written_costs_a_notice_not_the_samples(quick_run
 
 def test_an_impossible_n_is_one_line_before_any_work(tmp_path):
     """Defect 3: a huge --n ran out of memory in torch.multinomial with a traceback."""
-    result = run_script("sample.py", "--n", "99999999999999", "--out", str(tmp_path / "o.npy"),
-                        "--out-dir", str(tmp_path))
+    result = run_main_in_process("sample", "--n", "99999999999999", "--out", str(tmp_path / "o.npy"),
+                                 "--out-dir", str(tmp_path))
     assert "GiB" in one_error_line(result) and not (tmp_path / "o.npy").exists()
 
 
@@ -66,8 +66,8 @@ def test_samples_stream_to_the_file_in_chunks(quick_run, tmp_path, data_dir):
     """More images than one chunk, written through the memory map: finite, in [0, 1], the shape asked."""
     out, _ = quick_run
     target = tmp_path / "many.npy"
-    result = run_script("sample.py", "--sampler", "exemplar", "--n", "10500", "--out", str(target),
-                        "--out-dir", str(out), "--data-dir", data_dir, "--train-images", "3000")
+    result = run_main_in_process("sample", "--sampler", "exemplar", "--n", "10500", "--out", str(target),
+                                 "--out-dir", str(out), "--data-dir", data_dir, "--train-images", "3000")
     assert result.returncode == 0, result.stderr[-2000:]
     images = np.load(target)
     assert images.shape == (10500, 28, 28) and np.isfinite(images).all() and 0 <= images.min() <= images.max() <= 1
@@ -87,7 +87,7 @@ def test_an_unwritable_output_is_refused_first_naming_the_users_path(script, arg
     existing_file.write_text("not a folder")
     folder.mkdir()
     args = [a.format(file=existing_file, folder=folder) for a in args]
-    result = run_script(script, *args, "--data-dir", data_dir)
+    result = run_main_in_process(script.removesuffix(".py"), *args, "--data-dir", data_dir)
     line = one_error_line(result)
     assert (str(existing_file) if "{file}" in " ".join(args) or str(existing_file) in args else str(folder)) in line
     assert ".tmp-" not in line and "epoch" not in result.stdout + result.stderr
@@ -191,7 +191,7 @@ def test_a_missing_data_folder_leaves_nothing_behind(tmp_path):
     missing = tmp_path / "nowhere"
     dead_proxy = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
                   "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}  # no download, at once
-    result = run_script("train.py", "--data-dir", str(missing), "--out-dir", str(tmp_path / "out"), env=dead_proxy)
+    result = run_main_in_process("train", "--data-dir", str(missing), "--out-dir", str(tmp_path / "out"), env=dead_proxy)
     assert "not found" in one_error_line(result)
     assert not missing.exists()
 

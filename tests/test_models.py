@@ -45,7 +45,9 @@ def test_sub_pixel_layer_matches_conv_transpose_in_value_and_gradient(c_in, c_ou
         results.append((y, xx.grad, layer.weight.grad, layer.bias.grad))
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    # and its hand-written backward is the true gradient of its forward (float64 finite differences)
+    # and its hand-written backward is the true gradient of its forward (float64 finite differences; they cost two
+    # forwards per weight, so at most 4 -> 3 channels, which take every path the wide layers take)
+    c_in, c_out = min(c_in, 4), min(c_out, 3)
     fast64 = SubPixelConvTranspose2d(c_in, c_out).double()
     inputs = (torch.randn(2, c_in, 3, 3, dtype=torch.float64, requires_grad=True),
               fast64.weight.detach().clone().requires_grad_(), fast64.bias.detach().clone().requires_grad_())

@@ -30,16 +30,19 @@ def test_sample_draws_goal_images_from_the_documented_command(quick_run, tmp_pat
     for name, extra in (("graph", ["--labels", "10"]), ("exemplar", ["--labels", "3"]), ("own-prior", [])):
         target = tmp_path / f"{name}.npy"
         model = "base" if name in samplers.names() else "goal"
-        result = run_script("sample.py", "--model", model, "--sampler", name, *extra, "--n", "50", "--out", str(target),
-                            "--out-dir", str(out), "--seed", "3")
+        args = ["--model", model, "--sampler", name, *extra, "--n", "50", "--out", str(target), "--out-dir", str(out),
+                "--seed", "3"]
+        # the documented command as a user runs it; the others through the same main, in process
+        result = run_script("sample.py", *args) if name == "graph" else run_main_in_process("sample", *args)
         assert result.returncode == 0, result.stderr
         arrays[name] = np.load(target)
         assert arrays[name].shape == (50, 28, 28) and arrays[name].dtype == np.float32
         assert arrays[name].min() >= 0 and arrays[name].max() <= 1
     assert not np.allclose(arrays["graph"], arrays["exemplar"])
-    again = tmp_path / "again.npy"
-    run_script("sample.py", "--sampler", "graph", "--labels", "10", "--n", "50", "--out", str(again), "--out-dir",
-               str(out), "--seed", "3")
+    again = tmp_path / "again.npy"  # in this process: the same seed gives the same images as a fresh interpreter
+    result = run_main_in_process("sample", "--sampler", "graph", "--labels", "10", "--n", "50", "--out", str(again),
+                                 "--out-dir", str(out), "--seed", "3")
+    assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(np.load(again), arrays["graph"])
 
 
@@ -53,11 +56,9 @@ def test_sample_errors_are_one_line(quick_run, tmp_path):
              (["--model", "goal", "--sampler", "own-prior", "--goals", "9"], "trained for another request"))
     for i, (args, message) in enumerate(cases):
         args = [*args, "--out-dir", str(out), "--out", str(tmp_path / "x.npy")]
-        if i == 0:  # the script itself, as a user runs it; the other cases through the same main, in process
-            result = run_script("sample.py", *args)
-            code, stderr = result.returncode, result.stderr
-        else:
-            code, stderr = run_main_in_process("sample", *args)
+        # the script itself, as a user runs it; the other cases through the same main, in process
+        result = run_script("sample.py", *args) if i == 0 else run_main_in_process("sample", *args)
+        code, stderr = result.returncode, result.stderr
         assert code == 2 and len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: "), (args, stderr)
         assert message in stderr, (args, stderr)
         assert not (tmp_path / "x.npy").exists()
@@ -66,14 +67,14 @@ def test_sample_errors_are_one_line(quick_run, tmp_path):
 def test_an_unwritable_output_is_one_line(quick_run, tmp_path):
     out, _ = quick_run
     (tmp_path / "a-file").write_text("not a folder")
-    result = run_script("sample.py", "--n", "5", "--out", str(tmp_path / "a-file" / "x.npy"), "--out-dir", str(out))
+    result = run_main_in_process("sample", "--n", "5", "--out", str(tmp_path / "a-file" / "x.npy"), "--out-dir", str(out))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("error: ") and "a-file" in result.stderr
 
 
 def test_sample_without_checkpoint_names_the_training_command(tmp_path):
-    result = run_script("sample.py", "--model", "goal", "--sampler", "own-prior", "--out-dir", str(tmp_path),
-                        "--out", str(tmp_path / "x.npy"))
+    result = run_main_in_process("sample", "--model", "goal", "--sampler", "own-prior", "--out-dir", str(tmp_path),
+                                 "--out", str(tmp_path / "x.npy"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "python train.py --model goal" in result.stderr and not (tmp_path / "x.npy").exists()
 
@@ -90,8 +91,8 @@ def test_fashion_mnist_end_to_end(tmp_path, data_dir):
 
 
 def test_train_base_ignores_what_only_the_gmm_needs(tmp_path, data_dir):
-    result = run_script("train.py", "--model", "base", "--expert-labels", "3", "--train-images", "500",
-                        "--epochs-base", "1", "--out-dir", str(tmp_path), "--data-dir", data_dir)
+    result = run_main_in_process("train", "--model", "base", "--expert-labels", "3", "--train-images", "500",
+                                 "--epochs-base", "1", "--out-dir", str(tmp_path), "--data-dir", data_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.exists(tmp_path / "models" / "base.pt")
 
