@@ -4,6 +4,7 @@
     python alltests.py --dataset fashion-mnist  # the same on Fashion-MNIST: figures/fashion-mnist/, models/fashion-mnist/
     python alltests.py --quick                  # small subset, 2 epochs: runs/quick/ (a smoke test)
 """
+import glob
 import os
 import time
 
@@ -78,6 +79,24 @@ def model_figures(name, model, prior, data, figures_dir, goals, seed=constants.S
         print(f"{name}: latent dim is 1, so the 2-D scatter and pairwise figures are skipped")
 
 
+def reuse_tracker(models_dir, echo=print):
+    """(log, reused): a log function for the caches (it echoes each line) and the set of artefacts it saw reused that
+    were in models_dir, unchanged, before this run began. The run's time is from scratch only when that set is empty:
+    the fine-tunes reading the base VAE this run has just trained reuse nothing."""
+    before = {os.path.abspath(path): os.path.getmtime(path)
+              for path in glob.glob(os.path.join(glob.escape(models_dir), "**"), recursive=True) if os.path.isfile(path)}
+    reused = set()
+
+    def log(line):
+        echo(line)
+        if ": reusing " in line:  # cache.load_current's line: "<what>: reusing <path>"
+            path = os.path.abspath(line.split(": reusing ", 1)[1])
+            if path in before and os.path.getmtime(path) == before[path]:
+                reused.add(path)
+
+    return log, reused
+
+
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description="Train the VAEs, fit every biased sampler, write every README figure.")
     parser.add_argument("--quick", action="store_true",
@@ -110,12 +129,7 @@ def main(argv=None):
     print(f"device {device}, {cfg.dataset}: {len(data.train_x)} train / {len(data.val_x)} val / {len(data.test_x)} "
           f"test images, goals {goal_names}, latent dim {cfg.latent_dim}")
 
-    reused = []  # what came from a cache: the run time in results.json is from scratch only when nothing did
-
-    def log(line):
-        print(line)
-        if ": reusing " in line:
-            reused.append(line)
+    log, reused = reuse_tracker(models_dir)
 
     # the earlier implementation's three VAEs, then the training-time method that keeps the bias
     runs = {name: train.get_model(name, cfg, data, device, models_dir, retrain=args.retrain, log=log)

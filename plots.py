@@ -172,7 +172,7 @@ def class_histograms(rows, goals, path):
         ax.bar(classes, row["class_histogram"], color=colours)
         ax.set_xticks(classes)
         budget = f" ({row['labels']} labels)" if row.get("labels") else ""
-        source = textwrap.shorten(f"z ~ {row['source']}{budget}", 40, placeholder="...")
+        source = textwrap.shorten(f"z ~ {row['source']}{budget}", 48, placeholder="...")
         ax.set_title(f"{row['model']}\n{source}\n{row['target_rate']:.0%} goal", fontsize=8)
         ax.axhline(0.1, color="black", linewidth=0.6, linestyle=":")
     for ax in list(axes.flat)[len(rows):]:

@@ -1,5 +1,6 @@
 """Shared fixtures. The datasets come from the folder named by $BIASED_VAE_DATA_DIR (CI points it at the offline
 copy), else from constants.DATA_DIR, downloading when online."""
+import contextlib
 import json
 import os
 import re
@@ -41,9 +42,9 @@ def run_main_in_process(module_name, *args, env=None):
     or that only need the script's logic, which would otherwise pay an interpreter and torch start each (about
     7 s). A Python warning, which pytest would otherwise swallow, counts as a line of stderr, as it would in the
     script."""
-    import contextlib
     import importlib
     import io
+    import urllib.request
     import warnings
 
     import cli
@@ -51,8 +52,11 @@ def run_main_in_process(module_name, *args, env=None):
     stdout, stderr = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), \
             contextlib.redirect_stderr(stderr), warnings.catch_warnings(record=True) as caught:
+        patch.chdir(ROOT)  # where run_script runs them: relative defaults (data/, runs/) mean the same folders
         for name, value in (env or {}).items():
             patch.setenv(name, value)
+        # urlopen keeps the opener (and the proxies) it built on its first call in a process: a fresh one reads `env`
+        patch.setattr(urllib.request, "_opener", None)
         warnings.simplefilter("always")
         try:
             cli.run_main(lambda: main(list(args)))
@@ -72,30 +76,45 @@ def quick_run(tmp_path_factory, data_dir):
     return out, result
 
 
-def finished_evaluations(out):
-    """How many evaluation units have written their result under `out` (not the atomic writer's temporary files)."""
-    folder = out / "units" / "evaluation"
-    return len([f for f in os.listdir(folder) if re.fullmatch(r"[0-9a-f]{20}\.json", f)]) if folder.exists() else 0
+FINISHED = {"evaluation": r"evaluation/[0-9a-f]{20}\.json", "vae": r"vae/[0-9a-f]{20}\.pt",
+            "classifier": r"classifier/[0-9a-f]{20}/classifier\.pt", "unlabelled": r"unlabelled/[0-9a-f]{20}/unlabelled\.pt"}
+
+
+def finished_units(out, kinds=tuple(FINISHED)):
+    """How many units of these kinds have written their result under out/units/ (atomically: the writer's temporary
+    files do not count)."""
+    folder = out / "units"
+    if not folder.exists():
+        return 0
+    found = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+    return sum(any(re.fullmatch(FINISHED[kind], name) for kind in kinds) for name in found)
 
 
 @pytest.fixture(scope="session")
 def quick_study(tmp_path_factory, data_dir):
-    """One `study.py --quick` run, killed (driver and local cluster) once four evaluation units have finished, then
-    resumed to the end: (its output folder, its study.json, the evaluation results the kill left). The test of a
-    separately started cluster runs the same study uninterrupted and compares its numbers with these."""
+    """One `study.py --quick` run on 2 workers, killed (driver and local cluster) once four evaluation units have
+    finished, then resumed to the end: (its output folder, its study.json, how many units had finished when it was
+    killed). The test of a separately started cluster runs the same study uninterrupted and compares its numbers
+    with these."""
     out = tmp_path_factory.mktemp("study")
-    process = subprocess.Popen([sys.executable, "study.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir],
-                               cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED="0"), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    while process.poll() is None and finished_evaluations(out) < 4:  # no clock: a slow machine only waits longer
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    left = finished_evaluations(out)
-    assert not (out / "figures" / "study.json").exists(), "the study ended before it could be killed"
-    result = run_script("study.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir)
+    command = ["study.py", "--quick", "--workers", "2", "--out-dir", str(out), "--data-dir", data_dir]
+    with open(out / "killed-run.log", "w") as log:
+        process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED="0"),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600  # far beyond a slow machine's quick study: only a hung run reaches it
+        while process.poll() is None and finished_units(out, ["evaluation"]) < 4 and time.time() < deadline:
+            time.sleep(0.2)
+        ended = process.poll()
+        with contextlib.suppress(ProcessLookupError):  # its workers too, whether or not the driver is still there
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finished = finished_units(out)
+    why = open(out / "killed-run.log").read()[-2000:]
+    assert ended is None, f"the study ended (exit code {ended}) before it could be killed: {why}"
+    assert finished_units(out, ["evaluation"]) >= 4, f"no four evaluation units finished in 600 s: {why}"
+    result = run_script(*command)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out, json.load(open(out / "figures" / "study.json")), left
+    return out, json.load(open(out / "figures" / "study.json")), finished
 
 
 @pytest.fixture(autouse=True)

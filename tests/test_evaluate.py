@@ -133,6 +133,7 @@ def test_quick_run_writes_results_with_every_field(quick_run):
     results = json.load(open(out / "figures" / "results.json"))
     for key in ("dataset", "goals", "n_samples", "sampling", "test_split", "classifier_test_accuracy", "config"):
         assert key in results
+    assert results["reused"] == 0  # a run into an empty folder is from scratch, though its fine-tunes read its base
     sources = {(r["model"], r["source"]) for r in results["sampling"]}
     assert {("decoder ceiling", "base reconstructions of goal test images"), ("base", "N(0, I)"),
             ("goal VAE", "own prior"), ("gmm VAE", "own prior"), ("goal VAE", "N(0, I)"),

@@ -47,6 +47,8 @@ def test_sub_pixel_layer_matches_conv_transpose_in_value_and_gradient(c_in, c_ou
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     # and its hand-written backward is the true gradient of its forward (float64 finite differences; they cost two
     # forwards per weight, so at most 4 -> 3 channels, which take every path the wide layers take)
+    if layout is not torch.contiguous_format:
+        return  # the float64 check below does not depend on the layout: once per channel pair
     c_in, c_out = min(c_in, 4), min(c_out, 3)
     fast64 = SubPixelConvTranspose2d(c_in, c_out).double()
     inputs = (torch.randn(2, c_in, 3, 3, dtype=torch.float64, requires_grad=True),

@@ -53,6 +53,7 @@ def test_results_come_from_a_full_run_with_todays_settings(dataset):
     assert results["config"] == config.RunConfig(dataset=dataset).validate().as_dict()
     assert results["code"] == cache.code_fingerprints(), "the results come from other code than today's: rerun alltests.py"
     assert results["label_budgets"] == ["all" if b is None else str(b) for b in constants.REPORT_LABEL_BUDGETS]
+    assert results["reused"] == 0, "the committed time is not from scratch: rerun alltests.py into an empty folder"
 
 
 def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():

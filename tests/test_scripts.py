@@ -106,3 +106,17 @@ def test_missing_data_is_one_line_and_non_zero(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "MNIST/raw" in lines[0] and "train-images-idx3-ubyte" in lines[0], lines
     assert not (tmp_path / "models").exists()
+
+
+def test_a_run_counts_as_reusing_only_what_was_cached_before_it_began(tmp_path):
+    """results.json's "reused": a checkpoint this run wrote and read back (the fine-tunes' base) is no reuse; one
+    that was there before, unchanged, is; one there before but rewritten by this run is not."""
+    (tmp_path / "old.pt").write_text("cached before")
+    (tmp_path / "retrained.pt").write_text("cached before")
+    log, reused = alltests.reuse_tracker(str(tmp_path), echo=lambda line: None)
+    (tmp_path / "new.pt").write_text("trained now")
+    os.utime(tmp_path / "retrained.pt", (1, 1))  # rewritten since: another modification time
+    for name in ("new.pt", "old.pt", "retrained.pt", "old.pt"):
+        log(f"{name}: reusing {tmp_path / name}")
+    log(f"classifier: test accuracy 0.99 -> {tmp_path / 'old.pt'}")
+    assert reused == {str(tmp_path / "old.pt")}
