@@ -1,6 +1,8 @@
 """Shared fixtures. The datasets come from the folder named by $BIASED_VAE_DATA_DIR (CI points it at the offline
 copy), else from constants.DATA_DIR, downloading when online."""
 import contextlib
+import importlib
+import io
 import json
 import os
 import re
@@ -8,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+import warnings
 
 import pytest
 import torch
@@ -42,11 +46,6 @@ def run_main_in_process(module_name, *args, env=None):
     or that only need the script's logic, which would otherwise pay an interpreter and torch start each (about
     7 s). A Python warning, which pytest would otherwise swallow, counts as a line of stderr, as it would in the
     script."""
-    import importlib
-    import io
-    import urllib.request
-    import warnings
-
     import cli
     main = importlib.import_module(module_name).main
     stdout, stderr = io.StringIO(), io.StringIO()
