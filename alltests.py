@@ -20,8 +20,9 @@ import plots
 import report
 import samplers
 import train
+import units
 from classifier import get_classifier
-from checkpoints import models_dir_for
+from checkpoints import checkpoint_name, checkpoint_path, models_dir_for
 from models import StandardNormalPrior, decode_prior_samples, encode_means, pick_device
 
 LABELLED_ONLY = "gmm"  # the training-time method alltests.py trains: the labelled-only-KL GMM VAE
@@ -146,37 +147,51 @@ def main(argv=None):
 
     classifier, accuracy, _ = get_classifier(data, cfg, models_dir, device, retrain=args.retrain, log=log)
     base, base_prior, base_checkpoint = runs["base"]
-    unlabelled, _ = samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir, log=log)
-    refs = evaluate.References(classifier, data, cfg.goals, base)
+    samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir, log=log)
     per_class = evaluate.per_class_ceiling(classifier, data, base)
-    rows = evaluate.reference_rows(refs, cfg.prdc_neighbours)
 
-    def measure(model_name, source, model, prior, labels=None, **extra):
-        metrics, images = evaluate.measure_source(model, prior, classifier, refs, cfg.eval_samples, cfg.seed,
-                                                  cfg.prdc_neighbours)
-        rows.append({"model": model_name, "source": source, "labels": labels, **extra, **metrics})
-        return images
+    # every row comes from the study's evaluation unit, run here in process on this run's device and threads; each
+    # unit reads its parents from their files and keeps its rows under their identity in models_dir/units/
+    def parent(name, run_cfg=cfg):
+        return {"path": checkpoint_path(models_dir, checkpoint_name(name, run_cfg))}
 
-    measure("base", "N(0, I)", base, base_prior)
+    parents = [{"path": os.path.join(models_dir, "classifier.pt")}, parent("base")]
+    rows = []
+
+    def evaluate_unit(name, run_cfg, sources, decoder=None, unlabelled=False, keep_images=0):
+        spec = {"name": name, "run": run_cfg.as_dict(), "data_dir": args.data_dir, "out_dir": models_dir,
+                "row": {}, "sources": sources, "has_decoder": decoder is not None, "has_unlabelled": unlabelled,
+                "device": str(device), "threads": None, "keep_images": keep_images}
+        extra = ([parent(decoder, run_cfg)] if decoder else []) + \
+            ([{"path": os.path.join(models_dir, "unlabelled.pt")}] if unlabelled else [])
+        result = units.evaluation_unit(spec, *parents, *extra)
+        log(f"{name}: reusing {result['path']}" if result["cached"] else f"{name}: {len(sources)} rows -> {result['path']}")
+        rows.extend(result["rows"])
+        return result
+
+    evaluate_unit("references", cfg, [
+        {"model": "test images", "source": "test", "labels": None},
+        {"model": "test images, goal classes", "source": "real", "labels": None},
+        {"model": "decoder ceiling", "source": "ceiling", "labels": None},
+        {"model": "base", "source": "standard", "labels": None}])
     for name in ("goal", "gmm"):
-        model, prior, _ = runs[name]
-        measure(f"{name} VAE", "N(0, I)", model, StandardNormalPrior(model.latent_dim))
-        measure(f"{name} VAE", "own prior", model, prior, labels="all")
+        evaluate_unit(f"{name}-vae", cfg, [{"model": f"{name} VAE", "source": "standard", "labels": None},
+                                           {"model": f"{name} VAE", "source": "own-prior", "labels": "all"}], name)
     # it early-stops on a few labelled validation images too, on top of the expert's budget: say how many
     validation_labels = int(train.labelled_kl_masks(labelled_only_cfg, data)[1].sum())
-    measure(f"{LABELLED_ONLY} VAE, labelled-only KL", "own prior", *labelled_only[:2],
-            labels=f"{config.budget_name(few)} + {validation_labels} validation")
+    evaluate_unit("gmm-labelled-only", labelled_only_cfg, [
+        {"model": f"{LABELLED_ONLY} VAE, labelled-only KL", "source": "own-prior",
+         "labels": f"{config.budget_name(few)} + {validation_labels} validation"}], LABELLED_ONLY)
     for budget in constants.REPORT_LABEL_BUDGETS:
-        sampler_cfg = cfg.replace(expert_labels=budget).validate()
+        tag = config.budget_name(budget)
+        result = evaluate_unit(f"samplers-n{tag}", cfg.replace(expert_labels=budget).validate(),
+                               [{"model": "base + sampler", "source": name, "labels": tag} for name in samplers.names()],
+                               unlabelled=True, keep_images=constants.N_SAMPLE_GRID)
+        kept = cache.load_tensors(result["images"])
         for name in samplers.names():
-            sampler, info = samplers.fit_sampler(name, base, data, sampler_cfg, unlabelled)
-            found = evaluate.discovery(info, data.train_y)
-            images = measure("base + sampler", name, base, sampler, labels=config.budget_name(budget),
-                             **({"found": found} if found else {}))
-            plots.image_grid(images[:constants.N_SAMPLE_GRID], os.path.join(
-                figures_dir, f"sampler_{name}_{config.budget_name(budget)}.png"),
-                f"{'its own conditional' if hasattr(sampler, 'generator') else 'base'} decoder, z ~ {name} sampler "
-                f"from {config.budget_name(budget)} labelled {goal_names} images")
+            plots.image_grid(kept["images"][name], os.path.join(figures_dir, f"sampler_{name}_{tag}.png"),
+                             f"{'its own conditional' if name in kept['own_decoder'] else 'base'} decoder, "
+                             f"z ~ {name} sampler from {tag} labelled {goal_names} images")
 
     test_split = {name: evaluate.test_split_metrics(model, prior, cfg.beta(name), data, cfg.goals, cfg.seed)
                   for name, (model, prior, _) in runs.items()}
@@ -190,7 +205,8 @@ def main(argv=None):
                "data_fingerprint": data.fingerprint,
                "code": cache.code_fingerprints(), "device": str(device), "quick": args.quick,
                "seconds": time.perf_counter() - started, "cpus": os.cpu_count(), "reused": len(reused)}
-    plots.class_histograms(rows, cfg.goals, os.path.join(figures_dir, "class_histograms.png"))
+    plots.class_histograms([{**row, "source": report.source_label(row)} for row in rows], cfg.goals,
+                           os.path.join(figures_dir, "class_histograms.png"))
     table = report.results_markdown(results)
     cache.write_text(os.path.join(figures_dir, "results.md"), table)
     cache.write_json(os.path.join(figures_dir, "results.json"), results)

@@ -186,13 +186,11 @@ def per_class_ceiling(classifier, data, base_model):
 
 
 def reference_rows(refs, k=constants.PRDC_NEIGHBOURS):
-    """The rows every table starts with: real test images, real goal test images, and the decoder ceiling."""
-    goal_probs = refs.test_probs[refs.goal_mask]
-    return [{"model": "test images", "source": "real", **sample_metrics(refs.test_probs, refs.test_features, refs, k)},
-            {"model": "test images, goal classes", "source": "real",
-             **sample_metrics(goal_probs, refs.goal_features, refs, k)},
-            {"model": "decoder ceiling", "source": "base reconstructions of goal test images",
-             **sample_metrics(refs.ceiling_probs, refs.ceiling_features, refs, k)}]
+    """The metrics every table starts with, in this order: the real test images, the real goal test images, and the
+    decoder ceiling."""
+    return [sample_metrics(refs.test_probs, refs.test_features, refs, k),
+            sample_metrics(refs.test_probs[refs.goal_mask], refs.goal_features, refs, k),
+            sample_metrics(refs.ceiling_probs, refs.ceiling_features, refs, k)]
 
 
 def measure_source(model, prior, classifier, refs, n, seed, k=constants.PRDC_NEIGHBOURS, labels=None):

@@ -48,6 +48,15 @@ def misses(row, dataset, goals, top=2):
 
 # --- results.json (alltests.py) ---------------------------------------------------------------------
 
+# how the tables name the evaluation units' sources (units.evaluation_unit); a sampler by its own name
+SOURCE_LABELS = {"test": "real", "real": "real", "ceiling": "base reconstructions of goal test images",
+                 "standard": "N(0, I)", "own-prior": "own prior"}
+
+
+def source_label(row):
+    return SOURCE_LABELS.get(row["source"], row["source"])
+
+
 def find_row(results, model, source, labels="any"):
     for row in results["sampling"]:
         if row["model"] == model and row["source"] == source and (labels == "any" or row.get("labels") == labels):
@@ -77,7 +86,7 @@ def results_markdown(results):
              "| recall vs real | FD to goal images | diversity | misses go to |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in results["sampling"]:
-        lines.append(f"| {row['model']} | {row['source']} | {row.get('labels') or ''} | {pct(row['target_rate'])} "
+        lines.append(f"| {row['model']} | {source_label(row)} | {row.get('labels') or ''} | {pct(row['target_rate'])} "
                      f"| {row['precision']:.3f} | {row['recall']:.3f} | {row['density']:.3f} | {row['coverage']:.3f} "
                      f"| {row['recall_real']:.3f} | {row['fd_goal']:.1f} | {row['diversity']:.2f} "
                      f"| {misses(row, dataset, goals)} |")
@@ -97,15 +106,15 @@ def results_markdown(results):
 def results_prose(results):
     """What the results table shows, sentence by sentence, each number read from `results`."""
     few, everything = results["label_budgets"][0], results["label_budgets"][-1]
-    ceiling = find_row(results, "decoder ceiling", "base reconstructions of goal test images")
-    base = find_row(results, "base", "N(0, I)")
-    goal_own, gmm_own = find_row(results, "goal VAE", "own prior"), find_row(results, "gmm VAE", "own prior")
-    goal_std, gmm_std = find_row(results, "goal VAE", "N(0, I)"), find_row(results, "gmm VAE", "N(0, I)")
+    ceiling = find_row(results, "decoder ceiling", "ceiling")
+    base = find_row(results, "base", "standard")
+    goal_own, gmm_own = find_row(results, "goal VAE", "own-prior"), find_row(results, "gmm VAE", "own-prior")
+    goal_std, gmm_std = find_row(results, "goal VAE", "standard"), find_row(results, "gmm VAE", "standard")
     post_goal = find_row(results, "base + sampler", "goal-gaussian", everything)
     post_gmm = find_row(results, "base + sampler", "goal-gmm", everything)
     ranked = sampler_rows(results, few)
     best = ranked[0]
-    labelled_only = find_row(results, "gmm VAE, labelled-only KL", "own prior")
+    labelled_only = find_row(results, "gmm VAE, labelled-only KL", "own-prior")
     name = results["goal_names"]
     verdict = "meets" if meets_target(best, ceiling) else "misses"
     lines = [
@@ -156,7 +165,7 @@ def results_prose(results):
 def howto_markdown(results):
     """The README's opening: how to get samples of the goal class, best sampler first."""
     few = results["label_budgets"][0]
-    ceiling = find_row(results, "decoder ceiling", "base reconstructions of goal test images")
+    ceiling = find_row(results, "decoder ceiling", "ceiling")
     ranked = sampler_rows(results, few)
     best = ranked[0]["source"]
     lines = ["```bash",

@@ -6,7 +6,9 @@ the results of the units it depends on (small dicts naming a file and its conten
 identity exists under <out>/units/, and otherwise computes it and writes it atomically. A study that is killed
 therefore loses only the units in flight, and a rerun recomputes exactly those.
 
-Every unit runs on one thread, so its numbers do not depend on how many workers share the machine.
+On the study's workers every unit runs on one thread and the CPU (spec "threads" and "device" say otherwise), so its
+numbers do not depend on how many workers share the machine. alltests.py runs the same evaluation units in process,
+on its own device and threads, so every row of either is built here.
 """
 import contextlib
 import functools
@@ -27,6 +29,7 @@ from classifier import ImageClassifier, get_classifier
 from models import StandardNormalPrior, cycled_labels
 
 REAL, CEILING, CVAE = "real goal images", "decoder ceiling", "CVAE"  # the study's method names
+REFERENCE_SOURCES = ("test", "real", "ceiling")  # evaluate.reference_rows, in its order: all test images, goal ones
 
 
 def sampler_method(name):
@@ -45,12 +48,14 @@ def splits_for(cfg, data_dir):
 
 @contextlib.contextmanager
 def unit_log(spec):
-    """One thread (torch's and the BLAS libraries' scikit-learn uses, whoever started the worker), and a log file
-    per unit: <out>/logs/<unit name>.log."""
-    torch.set_num_threads(1)
+    """spec["threads"] threads (default 1: torch's and the BLAS libraries' scikit-learn uses, whoever started the
+    worker; None leaves the process's own), and a log file per unit: <out>/logs/<unit name>.log."""
+    threads = spec.get("threads", 1)
+    if threads:
+        torch.set_num_threads(threads)
     path = os.path.join(spec["out_dir"], "logs", f"{spec['name']}.log")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with threadpool_limits(1), open(path, "a") as f:
+    with threadpool_limits(threads) if threads else contextlib.nullcontext(), open(path, "a") as f:
         def log(message):
             print(f"{time.strftime('%H:%M:%S')} {message}", file=f, flush=True)
         yield log
@@ -112,30 +117,50 @@ def unlabelled_unit(spec, base):
         return {"path": path, "hash": digest, "cached": cached}
 
 
-def _load_classifier(result):
+def _load_classifier(result, device):
     """(classifier, the content hash of what was read): rehashed from the file, not taken from the result."""
     state = cache.load_tensors(result["path"])["state_dict"]
     classifier = ImageClassifier()
     classifier.load_state_dict(state)
-    return classifier.eval(), cache.content_hash(state)
+    return classifier.to(device).eval(), cache.content_hash(state)
+
+
+_REFERENCES = {}  # the last few evaluate.References, keyed by what they are computed from
+
+
+def references_for(judge, judge_hash, data, goals, base_model, base_hash):
+    """evaluate.References, computed once per (classifier, data, goals, base decoder) in this process: the units of
+    one base and goal (references, CVAE, every budget and draw) share them."""
+    key = (judge_hash, data.fingerprint, tuple(goals), base_hash, str(next(base_model.parameters()).device))
+    if key not in _REFERENCES:
+        while len(_REFERENCES) >= 4:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = evaluate.References(judge, data, goals, base_model)
+    return _REFERENCES[key]
 
 
 def evaluation_unit(spec, classifier, base, *optional):
     """Rows of metrics for one decoder and one goal set: spec["sources"] lists what to measure, each a dict
-    {"method", "source": ceiling | standard | own-prior | cvae | <sampler name>, "beta", "labels"}. The decoder
-    is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
-    unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the
-    base's (evaluate.References). Every parent is read and rehashed here, so its identity names what was read, not
-    what another unit said it wrote. Returns {"rows", "cached"}."""
+    {"source": test | real | ceiling | standard | own-prior | cvae | <sampler name>, ...} whose other keys (the
+    study's "method", "beta", "labels"; alltests.py's "model") go into its row as they are, after spec["row"]. The
+    decoder is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
+    unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the base's
+    (evaluate.References). Every parent is read and rehashed here, so its identity names what was read, not what
+    another unit said it wrote. spec["device"] (default cpu) is where it computes; spec["keep_images"] keeps that
+    many of each sampled source's images in a file beside the rows, for figures, with the names of the sources that
+    drew through a decoder of their own ("own_decoder").
+    Returns {"rows", "cached", "path": the rows' file, "images": that file or None}."""
     optional = list(optional)
     decoder = optional.pop(0) if spec["has_decoder"] else None
     unlabelled = optional.pop(0) if spec["has_unlabelled"] else None
+    keep = spec.get("keep_images", 0)
+    device = torch.device(spec.get("device", "cpu"))
     with unit_log(spec) as log:
         cfg = config_of(spec)
         data = splits_for(cfg, spec["data_dir"])
-        judge, judge_hash = _load_classifier(classifier)
-        base_model, _, base_checkpoint = models.load_checkpoint(base["path"])
-        model, own_prior, decoder_checkpoint = models.load_checkpoint(decoder["path"]) if decoder \
+        judge, judge_hash = _load_classifier(classifier, device)
+        base_model, _, base_checkpoint = models.load_checkpoint(base["path"], device)
+        model, own_prior, decoder_checkpoint = models.load_checkpoint(decoder["path"], device) if decoder \
             else (base_model, None, None)
         fit = cache.load_tensors(unlabelled["path"])["fit"] if unlabelled else None
         parents = {"classifier": judge_hash, "base": base_checkpoint["content_hash"]}
@@ -143,36 +168,45 @@ def evaluation_unit(spec, classifier, base, *optional):
         parents.update({"unlabelled": cache.content_hash(fit)} if unlabelled else {})
         # the row's labels too (design, draw, ...): a cached result is never shown under another row's name
         ident = cache.identity("evaluation", cfg, data.fingerprint, parents,
-                               {"sources": spec["sources"], "row": spec["row"]})
+                               {"sources": spec["sources"], "row": spec["row"], "keep_images": keep})
         path = unit_path(spec, "evaluation", ident, ".json")
+        images_path = path[:-len(".json")] + "-images.pt" if keep else None
         saved = cache.read_json(path)
-        if saved is not None and saved.get("identity") == ident:
-            log(f"reusing {path}")
-            return {"rows": saved["rows"], "cached": True}
+        if saved is not None and saved.get("identity") == ident \
+                and (not keep or cache.load_current(images_path, ident, spec["name"], lambda line: None)):
+            log(f"{spec['name']}: reusing {path}")
+            return {"rows": saved["rows"], "cached": True, "path": path, "images": images_path}
         started = time.perf_counter()
-        refs = evaluate.References(judge, data, cfg.goals, base_model)
+        refs = references_for(judge, judge_hash, data, cfg.goals, base_model, base_checkpoint["content_hash"])
         # the reference rows cost a full set of metrics each: only for the units that report them
-        wanted = {source["source"] for source in spec["sources"]} & {"real", "ceiling"}
-        references = dict(zip(("all", "real", "ceiling"), evaluate.reference_rows(refs, cfg.prdc_neighbours))) \
+        wanted = {source["source"] for source in spec["sources"]} & set(REFERENCE_SOURCES)
+        references = dict(zip(REFERENCE_SOURCES, evaluate.reference_rows(refs, cfg.prdc_neighbours))) \
             if wanted else {}
-        rows = []
+        rows, kept, own_decoder = [], {}, []
         for source in spec["sources"]:
             info, labels = {}, None
-            if source["source"] in ("real", "ceiling"):
-                metrics = {k: v for k, v in references[source["source"]].items() if k not in ("model", "source")}
+            if source["source"] in REFERENCE_SOURCES:
+                metrics = references[source["source"]]
             else:
                 if source["source"] == "standard":
-                    prior = StandardNormalPrior(model.latent_dim)
+                    prior = StandardNormalPrior(model.latent_dim).to(device)
                 elif source["source"] == "cvae":
-                    prior, labels = StandardNormalPrior(model.latent_dim), cycled_labels(cfg.goals, cfg.eval_samples)
+                    prior = StandardNormalPrior(model.latent_dim).to(device)
+                    labels = cycled_labels(cfg.goals, cfg.eval_samples)
                 elif source["source"] == "own-prior":
                     prior = own_prior
                 else:
                     prior, info = samplers.fit_sampler(source["source"], model, data, cfg, fit)
-                metrics = evaluate.measure_source(model, prior, judge, refs, cfg.eval_samples, cfg.seed,
-                                                  cfg.prdc_neighbours, labels)[0]
+                metrics, images = evaluate.measure_source(model, prior, judge, refs, cfg.eval_samples, cfg.seed,
+                                                          cfg.prdc_neighbours, labels)
+                if keep:
+                    kept[source["source"]] = images[:keep].cpu()
+                    if hasattr(prior, "generator"):  # a sampler with a conditional decoder of its own
+                        own_decoder.append(source["source"])
             found = evaluate.discovery(info, data.train_y)
             rows.append({**spec["row"], **source, **metrics, **({"found": found} if found else {})})
+        if keep:
+            cache.save_torch({"identity": ident, "images": kept, "own_decoder": own_decoder}, images_path)
         cache.write_json(path, {"identity": ident, "rows": rows, "seconds": time.perf_counter() - started})
         log(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s -> {path}")
-        return {"rows": rows, "cached": False}
+        return {"rows": rows, "cached": False, "path": path, "images": images_path}

@@ -135,9 +135,9 @@ def test_quick_run_writes_results_with_every_field(quick_run):
         assert key in results
     assert results["reused"] == 0  # a run into an empty folder is from scratch, though its fine-tunes read its base
     sources = {(r["model"], r["source"]) for r in results["sampling"]}
-    assert {("decoder ceiling", "base reconstructions of goal test images"), ("base", "N(0, I)"),
-            ("goal VAE", "own prior"), ("gmm VAE", "own prior"), ("goal VAE", "N(0, I)"),
-            ("gmm VAE, labelled-only KL", "own prior")} <= sources
+    assert {("test images", "test"), ("test images, goal classes", "real"), ("decoder ceiling", "ceiling"),
+            ("base", "standard"), ("goal VAE", "own-prior"), ("gmm VAE", "own-prior"), ("goal VAE", "standard"),
+            ("gmm VAE, labelled-only KL", "own-prior")} <= sources
     assert {s for m, s in sources if m == "base + sampler"} == {"graph", "pseudo-label", "exemplar", "ratio", "goal-gmm",
                                                                 "goal-gaussian"}
     for row in results["sampling"]:
@@ -146,3 +146,15 @@ def test_quick_run_writes_results_with_every_field(quick_run):
     ceiling = results["sampling"][2]
     assert ceiling["precision"] == 1.0 and ceiling["coverage"] == 1.0  # the ceiling set against itself
     assert (out / "figures" / "class_histograms.png").exists()
+
+
+def test_every_alltests_row_is_an_evaluation_units_row(quick_run):
+    """One evaluation path: alltests.py builds no row of its own; each is one that units.evaluation_unit (the
+    study's) wrote under its identity in the run's models folder, and the sampler figures come from its images."""
+    out, _ = quick_run
+    results = json.load(open(out / "figures" / "results.json"))
+    files = sorted((out / "models" / "units" / "evaluation").glob("*.json"))
+    unit_rows = [row for path in files for row in json.load(open(path))["rows"]]
+    as_text = lambda rows: sorted(json.dumps(row, sort_keys=True) for row in rows)  # noqa: E731
+    assert len(results["sampling"]) == len(unit_rows) and as_text(results["sampling"]) == as_text(unit_rows)
+    assert len(list((out / "models" / "units" / "evaluation").glob("*-images.pt"))) == len(results["label_budgets"])

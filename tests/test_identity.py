@@ -278,6 +278,37 @@ def test_two_models_trained_one_after_another_get_their_own_numbers(tmp_path, da
     assert rows[0]["rows"][0]["diversity"] != rows[1]["rows"][0]["diversity"]
 
 
+def test_an_evaluation_unit_in_process_keeps_its_threads_and_its_images(tmp_path, data_dir):
+    """alltests.py's use of the study's unit: "threads": None leaves the process's thread count, "keep_images" keeps
+    that many of each sampled source's images beside the rows, and a cached result whose images file is gone is
+    computed again rather than returned without them."""
+    run = tiny_config(eval_samples=200).as_dict()
+    spec = {"name": "clf", "data_dir": data_dir, "out_dir": str(tmp_path), "run": run}
+    classifier = units.classifier_unit(spec)
+    base = units.vae_unit({**spec, "name": "base", "model": "base"})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # not the unit's default of 1 (the same count throughout: it decides the last digits)
+    try:
+        evaluation = {**spec, "name": "eval", "row": {}, "has_decoder": False, "has_unlabelled": False,
+                      "threads": None, "device": "cpu", "keep_images": 5,
+                      "sources": [{"model": "base", "source": "standard", "labels": None},
+                                  {"model": "decoder ceiling", "source": "ceiling", "labels": None}]}
+        first = units.evaluation_unit(evaluation, classifier, base)
+        assert torch.get_num_threads() == 2
+        kept = cache.load_tensors(first["images"])
+        assert list(kept["images"]) == ["standard"] and kept["images"]["standard"].shape == (5, 1, 28, 28)
+        assert kept["own_decoder"] == []
+        again = units.evaluation_unit(evaluation, classifier, base)
+        assert again["cached"] and again["rows"] == first["rows"]
+        os.remove(first["images"])
+        recomputed = units.evaluation_unit(evaluation, classifier, base)
+        assert not recomputed["cached"] and os.path.exists(recomputed["images"])
+        assert recomputed["rows"] == first["rows"]
+    finally:
+        torch.set_num_threads(threads)
+    assert units.evaluation_unit({**evaluation, "keep_images": 0}, classifier, base)["images"] is None
+
+
 # --- the training loop's guards ----------------------------------------------------------------------
 
 def test_a_non_finite_validation_loss_is_one_line_and_keeps_the_good_checkpoint(tiny_data, tmp_path, capsys):
