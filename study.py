@@ -60,13 +60,14 @@ def study_settings(size="full"):
     return settings
 
 
-def plan(settings, data_dir, out_dir):
-    """Every unit of the study, keyed by name, each after the units it depends on."""
+def plan(settings, data_dir, out_dir, device="cpu"):
+    """Every unit of the study, keyed by name, each after the units it depends on, each computing on `device`."""
     plan_units = {}
 
     def add(name, func, cfg, deps=(), weight=1, **spec):
         plan_units[name] = Unit(name, func, {"name": name, "run": cfg.as_dict(), "data_dir": data_dir,
-                                             "out_dir": out_dir, **spec}, tuple(deps), weight)
+                                             "out_dir": out_dir, "device": str(device), **spec}, tuple(deps),
+                                      weight)
         return name
 
     def evaluation(name, cfg, design, draw, sources, deps, decoder=None, unlabelled=None):
@@ -232,9 +233,13 @@ def main(argv=None):
                              "full study of them all)")
     parser.add_argument("--data-dir", default=None, help=f"data root (default: ${constants.DATA_DIR_ENV}, else "
                                                          f"{constants.DATA_DIR!r})")
+    parser.add_argument("--device", default="cpu",
+                        help="where every unit computes: cpu (default), cuda or mps; on one GPU, the --workers "
+                             "workers share it, each running one unit at a time")
     args = parser.parse_args(argv)
     if args.workers < 1:
         raise config.ConfigError(f"--workers must be >= 1, got {args.workers}")
+    device = models.pick_device(args.device)  # here, with the one-line error, not inside a worker
     settings = study_settings(args.size)
     if args.dataset:
         settings["datasets"] = [args.dataset]
@@ -244,7 +249,7 @@ def main(argv=None):
     data_dir = os.path.abspath(datasets.resolve_data_dir(args.data_dir))
     for dataset in settings["datasets"]:  # fail here, with the one-line message, not inside a worker
         datasets.read_raw(dataset, data_dir, download=constants.DOWNLOAD)
-    plan_units = plan(settings, data_dir, out_dir)
+    plan_units = plan(settings, data_dir, out_dir, device)
     code = cache.code_fingerprints()  # again at the end: StaleCodeError if edited
     client, cluster, engine = connect(args.address, args.workers)
     print(f"study: {len(plan_units)} units on {engine['workers']} Dask worker(s) ({engine['address']}); "
@@ -267,6 +272,7 @@ def main(argv=None):
     if cache.code_fingerprints() != code:
         raise cli.EngineError("the code changed while the study ran: rerun it")  # a comment-only edit is no change
     study = {"size": args.size, "settings": settings, "code": code, "engine": {**engine, "threads_per_worker": 1,
+                                                               "device": str(device),
                                                                "units": len(plan_units), "computed": computed,
                                                                "split_units": len(split)},
              "classifier_test_accuracy": {d: results[f"{d}/classifier"]["accuracy"] for d in settings["datasets"]

@@ -6,8 +6,8 @@ the results of the units it depends on (small dicts naming a file and its conten
 identity exists under <out>/units/, and otherwise computes it and writes it atomically. A study that is killed
 therefore loses only the units in flight, and a rerun recomputes exactly those.
 
-On the study's workers every unit runs on one thread and the CPU (spec "threads" and "device" say otherwise), so its
-numbers do not depend on how many workers share the machine. alltests.py runs the same evaluation units in process,
+Every unit runs on one thread (spec "threads" says otherwise), so its numbers do not depend on how many workers
+share the machine, and on spec "device" (study.py --device; default the CPU). alltests.py runs the same evaluation units in process,
 on its own device and threads, so every row of either is built here.
 """
 import contextlib
@@ -69,6 +69,11 @@ def config_of(spec):
     return config.RunConfig(**spec["run"]).validate()
 
 
+def device_of(spec):
+    """Where a unit computes: spec["device"] (study.py --device, alltests.py's device), else the CPU."""
+    return torch.device(spec.get("device", "cpu"))
+
+
 def classifier_unit(spec):
     """The evaluation classifier of one dataset. Returns {"path", "hash", "accuracy"}."""
     with unit_log(spec) as log:
@@ -78,7 +83,7 @@ def classifier_unit(spec):
         folder = unit_path(spec, "classifier", ident, "")  # a folder per identity: get_classifier names the file
         path = os.path.join(folder, "classifier.pt")
         cached = cache.load_current(path, ident, spec["name"], log) is not None
-        _, accuracy, digest = get_classifier(data, cfg, folder, log=log, progress=False)
+        _, accuracy, digest = get_classifier(data, cfg, folder, device_of(spec), log=log, progress=False)
         return {"path": path, "hash": digest, "accuracy": accuracy, "cached": cached}
 
 
@@ -88,14 +93,15 @@ def vae_unit(spec, base=None):
     with unit_log(spec) as log:
         cfg, name = config_of(spec), spec["model"]
         data = splits_for(cfg, spec["data_dir"])
-        parent = models.load_checkpoint(base["path"]) if base else None
+        device = device_of(spec)
+        parent = models.load_checkpoint(base["path"], device) if base else None
         ident = train.run_identity(name, cfg, data, parent[2] if parent else None)
         path = unit_path(spec, "vae", ident, ".pt")
-        found = train.reuse_checkpoint(path, ident, torch.device("cpu"), log, spec["name"])
+        found = train.reuse_checkpoint(path, ident, device, log, spec["name"])
         cached = found is not None
         if found is None:
             started = time.perf_counter()
-            model, prior, history = train.train_run(name, cfg, data, torch.device("cpu"), parent, progress=False)
+            model, prior, history = train.train_run(name, cfg, data, device, parent, progress=False)
             found = (model, prior, models.save_checkpoint(path, model, prior, ident, history))
             log(f"trained in {time.perf_counter() - started:.0f} s -> {path}")
         history = found[2]["history"]
@@ -108,7 +114,7 @@ def unlabelled_unit(spec, base):
     with unit_log(spec) as log:
         cfg = config_of(spec)
         data = splits_for(cfg, spec["data_dir"])
-        model, _, checkpoint = models.load_checkpoint(base["path"])
+        model, _, checkpoint = models.load_checkpoint(base["path"], device_of(spec))
         ident = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
         folder = unit_path(spec, "unlabelled", ident, "")  # a folder per identity: get_unlabelled names the file
         path = os.path.join(folder, "unlabelled.pt")
@@ -153,8 +159,7 @@ def evaluation_unit(spec, classifier, base, *optional):
     optional = list(optional)
     decoder = optional.pop(0) if spec["has_decoder"] else None
     unlabelled = optional.pop(0) if spec["has_unlabelled"] else None
-    keep = spec.get("keep_images", 0)
-    device = torch.device(spec.get("device", "cpu"))
+    keep, device = spec.get("keep_images", 0), device_of(spec)
     with unit_log(spec) as log:
         cfg = config_of(spec)
         data = splits_for(cfg, spec["data_dir"])

@@ -7,12 +7,13 @@ import sys
 import time
 
 import pytest
+import torch
 
 import samplers
 import study
 import study_report
 import units
-from conftest import ROOT, finished_units, run_script
+from conftest import ROOT, finished_units, run_main_in_process, run_script
 
 
 def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
@@ -34,6 +35,20 @@ def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
             assert [s["source"] for s in few[0]] == ["graph", "pseudo-label", "exemplar"]
     seed_design = plan["mnist/seed-design/s0/base"].spec["run"]
     assert (seed_design["arch"], seed_design["likelihood"], seed_design["latent_dim"]) == ("conv", "gaussian", 4)
+    assert {unit.spec["device"] for unit in plan.values()} == {"cpu"}  # every unit, trainings included
+    on_gpu = study.plan(study.study_settings("quick"), data_dir, str(tmp_path), torch.device("cuda"))
+    assert {unit.spec["device"] for unit in on_gpu.values()} == {"cuda"}
+
+
+def test_a_device_this_machine_lacks_is_one_clear_error_before_any_unit(tmp_path, data_dir):
+    """study.py --device checks the device where the error is one line, not inside every worker."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has the device")
+    result = run_main_in_process("study", "--quick", "--device", "cuda", "--out-dir", str(tmp_path),
+                                 "--data-dir", data_dir)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: device 'cuda' is not available on this machine"], result.stderr
+    assert not (tmp_path / "units").exists()
 
 
 def measure_sources(spec, *parents):
