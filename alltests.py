@@ -21,7 +21,7 @@ import report
 import samplers
 import train
 import units
-from classifier import get_classifier
+from classifier import classifier_path, get_classifier
 from checkpoints import checkpoint_name, checkpoint_path, models_dir_for
 from models import StandardNormalPrior, decode_prior_samples, encode_means, pick_device
 
@@ -107,7 +107,7 @@ def parse_args(argv=None):
                         help=f"figures to OUT_DIR/figures, checkpoints to OUT_DIR/models, a subfolder each for a "
                              f"dataset other than {constants.DATASET} (default {constants.OUT_DIR!r}, or "
                              f"{constants.QUICK_OUT_DIR!r} with --quick)")
-    parser.add_argument("--retrain", action="store_true", help="train even when matching checkpoints exist")
+    parser.add_argument("--retrain", action="store_true", help="train and measure even when matching checkpoints and rows exist")
     cli.add_machine_arguments(parser)
     config.add_setting_flags(parser)
     return parser.parse_args(argv)
@@ -145,25 +145,31 @@ def main(argv=None):
     histories[f"{LABELLED_ONLY}, labelled-only KL"] = labelled_only[2]["history"]
     plots.training_curves(histories, os.path.join(figures_dir, "training_curves.png"))
 
-    classifier, accuracy, _ = get_classifier(data, cfg, models_dir, device, retrain=args.retrain, log=log)
-    base, base_prior, base_checkpoint = runs["base"]
-    samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir, log=log)
+    classifier, accuracy, classifier_hash = get_classifier(data, cfg, models_dir, device, retrain=args.retrain,
+                                                           log=log)
+    base, _, base_checkpoint = runs["base"]
+    _, unlabelled_hash = samplers.get_unlabelled(base, base_checkpoint, data, cfg, models_dir, log=log)
     per_class = evaluate.per_class_ceiling(classifier, data, base)
 
     # every row comes from the study's evaluation unit, run here in process on this run's device and threads; each
-    # unit reads its parents from their files and keeps its rows under their identity in models_dir/units/
-    def parent(name, run_cfg=cfg):
-        return {"path": checkpoint_path(models_dir, checkpoint_name(name, run_cfg))}
+    # unit reads its parents from their files (which must hold what this run trained or reused: the hashes) and
+    # keeps its rows under their identity in models_dir/units/
+    trained = {checkpoint_name(name, cfg): run for name, run in runs.items()}
+    trained[checkpoint_name(LABELLED_ONLY, labelled_only_cfg)] = labelled_only
 
-    parents = [{"path": os.path.join(models_dir, "classifier.pt")}, parent("base")]
+    def parent(name, run_cfg=cfg):
+        file_name = checkpoint_name(name, run_cfg)
+        return {"path": checkpoint_path(models_dir, file_name), "hash": trained[file_name][2]["content_hash"]}
+
+    parents = [{"path": classifier_path(models_dir), "hash": classifier_hash}, parent("base")]
     rows = []
 
     def evaluate_unit(name, run_cfg, sources, decoder=None, unlabelled=False, keep_images=0):
         spec = {"name": name, "run": run_cfg.as_dict(), "data_dir": args.data_dir, "out_dir": models_dir,
                 "row": {}, "sources": sources, "has_decoder": decoder is not None, "has_unlabelled": unlabelled,
-                "device": str(device), "threads": None, "keep_images": keep_images}
+                "device": str(device), "threads": None, "keep_images": keep_images, "recompute": args.retrain}
         extra = ([parent(decoder, run_cfg)] if decoder else []) + \
-            ([{"path": os.path.join(models_dir, "unlabelled.pt")}] if unlabelled else [])
+            ([{"path": os.path.join(models_dir, "unlabelled.pt"), "hash": unlabelled_hash}] if unlabelled else [])
         result = units.evaluation_unit(spec, *parents, *extra)
         log(f"{name}: reusing {result['path']}" if result["cached"] else f"{name}: {len(sources)} rows -> {result['path']}")
         rows.extend(result["rows"])

@@ -321,10 +321,11 @@ def engines(data_dir):
     return {**out, "machine": machine()}
 
 
-def run_study(size, workers, out_dir, data_dir):
+def run_study(size, workers, out_dir, data_dir, device="cpu"):
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "study.py", f"--{size}", "--workers", str(workers), "--out-dir", out_dir,
-                             "--data-dir", data_dir], capture_output=True, text=True, cwd=ROOT)
+                             "--data-dir", data_dir, "--device", str(device)], capture_output=True, text=True,
+                            cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"study --{size} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     study = json.load(open(os.path.join(out_dir, "figures", "study.json")))
@@ -451,10 +452,10 @@ def gpu_section(data_dir, device):
     print("gpu: the medium study ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workers = min(8, os.cpu_count() or 1)
-        seconds, study = run_study("medium", workers, tmp, data_dir)
-    # the study's units train and measure on the CPU (units.py): this is that machine's CPUs, said as such
+        seconds, study = run_study("medium", workers, tmp, data_dir, device)
+    # every unit on the accelerator, the workers sharing it (study.py --device)
     out.update({"study_seconds": seconds, "study_units": study["engine"]["units"], "study_workers": workers,
-                "study_device": "cpu (the study's units do not use the accelerator yet)"})
+                "study_device": study["engine"]["device"]})
     return out
 
 

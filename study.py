@@ -4,6 +4,7 @@
     python study.py --quick                      # a small study (the tests run it), output in runs/study-quick/
     python study.py --workers 1                  # the local cluster's size (default: one worker per core)
     python study.py --address tcp://host:8786    # run the units on an existing Dask cluster instead
+    python study.py --device cuda                # every unit on the GPU, the workers sharing it
 
 Every training and every evaluation is one unit of work (units.py) on a Dask cluster, started here sized to the
 machine (one single-threaded worker per core), or joined with --address (or $DASK_SCHEDULER_ADDRESS). A unit waits

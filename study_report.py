@@ -198,7 +198,7 @@ def study_markdown(study):
     lines = [f"The study: every class of {', '.join(datasets.DATASETS[d][1] for d in s['datasets'])} as the goal in "
              f"turn; VAEs trained with seed {', '.join(map(str, s['seeds']))}; {len(s['draws'])} draws of the "
              f"expert's labels per class and budget; {s['eval_samples']:,} samples per row; {engine['units']} units on "
-             f"{engine['workers']} Dask worker(s) on the {engine.get('device', 'cpu')}, "
+             f"{engine['workers']} Dask worker(s) (device {engine.get('device', 'cpu')}), "
              f"{study['wall_seconds'] / 60:.0f} min wall, "
              f"{engine['computed']} computed. Sampler cells: mean over the draws, the worst draw in brackets."]
     for dataset in s["datasets"]:

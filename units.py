@@ -26,6 +26,7 @@ import models
 import samplers
 import train
 from classifier import ImageClassifier, get_classifier
+from errors import CheckpointError
 from models import StandardNormalPrior, cycled_labels
 
 REAL, CEILING, CVAE = "real goal images", "decoder ceiling", "CVAE"  # the study's method names
@@ -152,9 +153,10 @@ def evaluation_unit(spec, classifier, base, *optional):
     decoder is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
     unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the base's
     (evaluate.References). Every parent is read and rehashed here, so its identity names what was read, not what
-    another unit said it wrote. spec["device"] (default cpu) is where it computes; spec["keep_images"] keeps that
-    many of each sampled source's images in a file beside the rows, for figures, with the names of the sources that
-    drew through a decoder of their own ("own_decoder").
+    another unit said it wrote, and a parent result that names a "hash" must match it. spec["device"] (default cpu) is
+    where it computes; spec["keep_images"] keeps that many of each sampled source's images in a file beside the rows,
+    for figures, with the names of the sources that drew through a decoder of their own ("own_decoder");
+    spec["recompute"] measures again even when rows of this identity are stored (alltests.py --retrain).
     Returns {"rows", "cached", "path": the rows' file, "images": that file or None}."""
     optional = list(optional)
     decoder = optional.pop(0) if spec["has_decoder"] else None
@@ -171,14 +173,21 @@ def evaluation_unit(spec, classifier, base, *optional):
         parents = {"classifier": judge_hash, "base": base_checkpoint["content_hash"]}
         parents.update({"decoder": decoder_checkpoint["content_hash"]} if decoder else {})
         parents.update({"unlabelled": cache.content_hash(fit)} if unlabelled else {})
-        # the row's labels too (design, draw, ...): a cached result is never shown under another row's name
+        given = {"classifier": classifier, "base": base, "decoder": decoder, "unlabelled": unlabelled}
+        for role, read in parents.items():
+            if given[role].get("hash", read) != read:  # the file is not what its maker returned: never measure it
+                raise CheckpointError(f"{given[role]['path']} is not the {role} its unit made (content hash {read}, "
+                                      f"made {given[role]['hash']}): it was replaced after it was written")
+        # the row's labels too (design, draw, ...): a cached result is never shown under another row's name; the
+        # device, whose kernels decide the last digits
         ident = cache.identity("evaluation", cfg, data.fingerprint, parents,
-                               {"sources": spec["sources"], "row": spec["row"], "keep_images": keep})
+                               {"sources": spec["sources"], "row": spec["row"], "device": device.type})
         path = unit_path(spec, "evaluation", ident, ".json")
         images_path = path[:-len(".json")] + "-images.pt" if keep else None
-        saved = cache.read_json(path)
+        saved = None if spec.get("recompute") else cache.read_json(path)
         if saved is not None and saved.get("identity") == ident \
-                and (not keep or cache.load_current(images_path, ident, spec["name"], lambda line: None)):
+                and (not keep or cache.load_current(images_path, {**ident, "keep_images": keep}, spec["name"],
+                                                   lambda line: None)):
             log(f"{spec['name']}: reusing {path}")
             return {"rows": saved["rows"], "cached": True, "path": path, "images": images_path}
         started = time.perf_counter()
@@ -211,7 +220,8 @@ def evaluation_unit(spec, classifier, base, *optional):
             found = evaluate.discovery(info, data.train_y)
             rows.append({**spec["row"], **source, **metrics, **({"found": found} if found else {})})
         if keep:
-            cache.save_torch({"identity": ident, "images": kept, "own_decoder": own_decoder}, images_path)
+            cache.save_torch({"identity": {**ident, "keep_images": keep}, "images": kept, "own_decoder": own_decoder},
+                            images_path)
         cache.write_json(path, {"identity": ident, "rows": rows, "seconds": time.perf_counter() - started})
         log(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s -> {path}")
         return {"rows": rows, "cached": False, "path": path, "images": images_path}

@@ -8,6 +8,7 @@ import torch
 import classifier
 import datasets
 import evaluate
+import models
 
 
 def features_with_exact_moments(mean, cov, n=500, seed=0):
@@ -158,3 +159,10 @@ def test_every_alltests_row_is_an_evaluation_units_row(quick_run):
     as_text = lambda rows: sorted(json.dumps(row, sort_keys=True) for row in rows)  # noqa: E731
     assert len(results["sampling"]) == len(unit_rows) and as_text(results["sampling"]) == as_text(unit_rows)
     assert len(list((out / "models" / "units" / "evaluation").glob("*-images.pt"))) == len(results["label_budgets"])
+    # each unit measured the decoder its rows name: the labelled-only GMM's rows, that checkpoint's
+    saved = [json.load(open(path)) for path in files]
+    decoders = {row["model"]: unit["identity"]["parents"].get("decoder") for unit in saved for row in unit["rows"]}
+    for model, file_name in (("goal VAE", "goal.pt"), ("gmm VAE", "gmm.pt"),
+                             ("gmm VAE, labelled-only KL", "gmm-labelled-only.pt")):
+        assert decoders[model] == models.load_checkpoint(str(out / "models" / file_name))[2]["content_hash"], model
+    assert decoders["base + sampler"] is None and decoders["decoder ceiling"] is None

@@ -272,10 +272,14 @@ def test_two_models_trained_one_after_another_get_their_own_numbers(tmp_path, da
         rows.append(units.evaluation_unit({"name": "eval", "data_dir": data_dir, "out_dir": str(tmp_path),
                                            "run": run, "row": {}, "has_decoder": False, "has_unlabelled": False,
                                            "sources": [{"method": "base", "source": "standard", "beta": None,
+                                                        "labels": None},
+                                                       {"method": "ceiling", "source": "ceiling", "beta": None,
                                                         "labels": None}]}, classifier, base))
     assert not rows[1]["cached"]
     assert rows[0]["rows"][0]["fd_goal"] != rows[1]["rows"][0]["fd_goal"]
     assert rows[0]["rows"][0]["diversity"] != rows[1]["rows"][0]["diversity"]
+    # the references (the base's reconstructions) are each base's own, not the first one's kept for the second
+    assert rows[0]["rows"][1]["diversity"] != rows[1]["rows"][1]["diversity"]
 
 
 def test_an_evaluation_unit_in_process_keeps_its_threads_and_its_images(tmp_path, data_dir):
@@ -307,6 +311,9 @@ def test_an_evaluation_unit_in_process_keeps_its_threads_and_its_images(tmp_path
     finally:
         torch.set_num_threads(threads)
     assert units.evaluation_unit({**evaluation, "keep_images": 0}, classifier, base)["images"] is None
+    assert not units.evaluation_unit({**evaluation, "recompute": True}, classifier, base)["cached"]  # --retrain
+    with pytest.raises(cli.CheckpointError, match="not the base its unit made"):  # a file replaced behind its maker
+        units.evaluation_unit(evaluation, classifier, {**base, "hash": "0" * 16})
 
 
 # --- the training loop's guards ----------------------------------------------------------------------
