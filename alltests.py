@@ -1,6 +1,6 @@
 """The main job: train (or reuse) the VAEs, fit every biased sampler, measure everything, write every figure.
 
-    python alltests.py                          # MNIST: figures/ and models/ (about 5 min on 2 CPU cores)
+    python alltests.py                          # MNIST: figures/ and models/ (5-10 min on 2 CPU cores)
     python alltests.py --dataset fashion-mnist  # the same on Fashion-MNIST: figures/fashion-mnist/, models/fashion-mnist/
     python alltests.py --quick                  # small subset, 2 epochs: runs/quick/ (a smoke test)
 """
