@@ -124,7 +124,9 @@ def main(argv=None):
     for folder, what in ((figures_dir, "the figures folder"), (models_dir, "the checkpoint folder")):
         cache.check_writable_folder(folder, f"{what} (--out-dir)")  # before the expensive work
     device = pick_device(args.device)
-    data = datasets.load_for(cfg, args.data_dir)
+    # fetched here when missing (torchvision's download), then split once in the copy the evaluation units read too
+    datasets.read_raw(cfg.dataset, datasets.resolve_data_dir(args.data_dir), constants.DOWNLOAD)
+    data = units.splits_for(cfg, args.data_dir)
     train.check_goal_data(cfg, data)
     goal_names = datasets.class_names(cfg.dataset, cfg.goals)
     print(f"device {device}, {cfg.dataset}: {len(data.train_x)} train / {len(data.val_x)} val / {len(data.test_x)} "
