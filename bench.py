@@ -62,7 +62,7 @@ SECTIONS = ("ttq", "epochs", "step", "engines", "scaling", "final", "full", "gpu
 GPU_EPOCHS = 2  # the throughput run: the first epoch warms up (cuDNN's choices, the allocator), the second is timed
 GPU_POLL_SECONDS = 0.2  # nvidia-smi's utilisation sampling period while the throughput child runs
 # the bench measures the seed design (conv body, squared error, 4-d latent), which bench.json's TTQ_TARGET was set
-# for: the Bernoulli default's loss lives on another scale (README, Performance)
+# for: the default likelihood's loss lives on another scale (README, Performance)
 BENCH_MODEL = {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}
 PREVIOUS_DEFAULT = {"batch_size": 128, "lr": 1e-3, "lr_schedule": "plateau"}  # before the one-cycle schedule
 

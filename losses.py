@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+CALIBRATED_MIN_VARIANCE = 1e-6  # floor on the calibrated decoder's sigma^2 (Rybkin et al. clip log sigma at -6)
+
 
 def reconstruction_loss(logits, x, likelihood):
     """-log p(x|z) per image, up to a constant, from the decoder's logits (the image is their sigmoid).
@@ -18,11 +20,24 @@ def reconstruction_loss(logits, x, likelihood):
                constants (Kingma & Welling 2014, Auto-Encoding Variational Bayes, Appendix C.2); the seed design.
     bernoulli: the binary cross-entropy summed over pixels, -sum x log p + (1 - x) log(1 - p), p = sigmoid(logits)
                (Kingma & Welling 2014, Appendix C.1), evaluated on grey levels in [0, 1] as is usual for MNIST.
+    calibrated-gaussian: -log N(x | sigmoid(logits), sigma^2 I), every constant kept, with one sigma shared by the
+               pixels and images of the batch and set to its maximum-likelihood value, the batch's mean squared
+               error per pixel (the "optimal sigma" of Rybkin, Daniilidis & Levine 2021, Simple and Effective VAE
+               Training with Calibrated Decoders): the fixed variance of `gaussian` weighs the reconstruction
+               against the KL by an arbitrary constant, which is what blurs.
     """
     if likelihood == "bernoulli":
         return nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    squared_error = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
     if likelihood == "gaussian":
-        return (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+        return squared_error
+    if likelihood == "calibrated-gaussian":
+        pixels = x[0].numel()
+        # sigma^2 = mean squared error per pixel maximises the batch's Gaussian likelihood; held constant in the
+        # gradient, which is then the same as with it (its own derivative term cancels at the maximum)
+        variance = (squared_error.mean() / pixels).detach().clamp_min(CALIBRATED_MIN_VARIANCE)
+        # -log N(x | m, s^2 I) = D/2 log(2 pi s^2) + ||x - m||^2 / (2 s^2) (Bishop 2006, eq. 2.43, isotropic)
+        return 0.5 * pixels * torch.log(2 * math.pi * variance) + squared_error / (2 * variance)
     raise ValueError(f"unknown likelihood {likelihood!r}")
 
 

@@ -139,7 +139,7 @@ def residual_decoder(in_features, hidden):
 # name -> (encoder features, their flattened size, decoder): `--arch`. "conv" is the seed design.
 BODIES = {"conv": (conv_features, 32 * FEATURE_SIZE ** 2, conv_decoder),
           "resnet": (residual_features, 64 * FEATURE_SIZE ** 2, residual_decoder)}
-LIKELIHOODS = ("gaussian", "bernoulli")  # losses.reconstruction_loss
+LIKELIHOODS = ("gaussian", "bernoulli", "calibrated-gaussian")  # losses.reconstruction_loss
 
 
 class GaussianLatentVAE(nn.Module):

@@ -4,7 +4,7 @@ import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 import losses
-from models import DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior
+from models import LIKELIHOODS, DiagonalGaussianPrior, GaussianMixturePrior, StandardNormalPrior
 
 
 def posterior(batch=64, dim=4, seed=0):
@@ -35,6 +35,28 @@ def test_bernoulli_reconstruction_is_the_negative_log_likelihood_per_image():
     torch.testing.assert_close(losses.reconstruction_loss(logits, binary, "bernoulli"), reference)
     extreme = losses.reconstruction_loss(torch.full((1, 1, 28, 28), 80.0), torch.zeros(1, 1, 28, 28), "bernoulli")
     assert extreme.item() == pytest.approx(80.0 * 784, rel=1e-4)  # log(1 + e^80) per pixel, not inf
+
+
+def test_calibrated_gaussian_is_the_normal_negative_log_likelihood_at_the_batch_maximum_likelihood_sigma():
+    """torch.distributions.Normal's -log p(x | sigmoid(logits), sigma^2) with sigma^2 the batch's mean squared error
+    per pixel; that sigma is the maximum of the batch's likelihood (any other sigma gives a larger loss), and the
+    gradient is the one of the loss with sigma left in the graph (Rybkin et al. 2021's optimal sigma)."""
+    x, logits = torch.rand(6, 1, 28, 28), torch.randn(6, 1, 28, 28) * 2
+    mean = torch.sigmoid(logits)
+    sigma = (mean - x).pow(2).mean().sqrt()
+    expected = -Normal(mean, sigma).log_prob(x).flatten(1).sum(1)
+    loss = losses.reconstruction_loss(logits, x, "calibrated-gaussian")
+    torch.testing.assert_close(loss, expected)
+    for factor in (0.8, 0.95, 1.05, 1.25):
+        assert -Normal(mean, sigma * factor).log_prob(x).sum() > loss.sum()
+    logits.requires_grad_(True)
+    losses.reconstruction_loss(logits, x, "calibrated-gaussian").mean().backward()
+    held = logits.grad.clone()
+    logits.grad = None
+    live_mean = torch.sigmoid(logits)
+    live_sigma = (live_mean - x).pow(2).mean().sqrt()
+    (-Normal(live_mean, live_sigma).log_prob(x).flatten(1).sum(1)).mean().backward()
+    torch.testing.assert_close(held, logits.grad)
 
 
 def test_an_unknown_likelihood_is_an_error():
@@ -155,7 +177,7 @@ def test_gradients_reach_mu_and_logvar(prior):
 def test_vae_loss_is_recon_plus_beta_kl():
     x, logits = torch.rand(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
     mu, logvar = posterior(4, 3)
-    for likelihood in ("gaussian", "bernoulli"):
+    for likelihood in LIKELIHOODS:
         total, recon, kl = losses.vae_loss(x, logits, mu, logvar, StandardNormalPrior(3), 2.5, None, likelihood)
         torch.testing.assert_close(total, recon + 2.5 * kl)
         torch.testing.assert_close(recon, losses.reconstruction_loss(logits, x, likelihood).mean())

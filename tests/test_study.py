@@ -35,6 +35,9 @@ def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
             assert [s["source"] for s in few[0]] == ["graph", "pseudo-label", "exemplar"]
     seed_design = plan["mnist/seed-design/s0/base"].spec["run"]
     assert (seed_design["arch"], seed_design["likelihood"], seed_design["latent_dim"]) == ("conv", "gaussian", 4)
+    bernoulli = plan["fashion-mnist/bernoulli/s0/base"].spec["run"]  # the default it is measured against
+    assert bernoulli == {**plan["fashion-mnist/default/s0/base"].spec["run"], "likelihood": "bernoulli"}
+    assert plan["fashion-mnist/default/s0/base"].spec["run"]["likelihood"] == "calibrated-gaussian"
     assert {unit.spec["device"] for unit in plan.values()} == {"cpu"}  # every unit, trainings included
     on_gpu = study.plan(study.study_settings("quick"), data_dir, str(tmp_path), torch.device("cuda"))
     assert {unit.spec["device"] for unit in on_gpu.values()} == {"cuda"}
