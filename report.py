@@ -95,7 +95,7 @@ def results_markdown(results):
               "|---|---:|---:|"]
     lines += [f"| {datasets.class_name(dataset, c)} | {pct(real)} | {pct(ceiling)} |"
               for c, (real, ceiling) in enumerate(zip(per_class["real"], per_class["ceiling"]))]
-    lines += ["", "| model (test split) | recon, all | recon, goal classes | recon, other classes "
+    lines += ["", "| model (test split; recon: -log p(x\\|z) per image) | recon, all | recon, goal classes | recon, other classes "
                   "| KL to own prior | β | negative ELBO (own objective) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, m in results["test_split"].items():
         lines.append(f"| {name} | {m['recon']:.2f} | {m['recon_goal']:.2f} | {m['recon_other']:.2f} | {m['kl']:.2f} "
@@ -157,7 +157,8 @@ def results_prose(results):
         f"{pct(find_row(results, 'base + sampler', 'goal-gmm', few)['target_rate'])}).",
     ]
     split = results["test_split"]
-    lines.append(f"- **Reconstruction is not what changes:** test reconstruction error is "
+    lines.append(f"- **Reconstruction is not what changes:** the test reconstruction term (-log p(x|z) per image, "
+                 f"the likelihood's own) is "
                  + ", ".join(f"{split[n]['recon']:.2f} ({n})" for n in split) + ".")
     return "\n".join(lines) + "\n"
 
