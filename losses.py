@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-CALIBRATED_MIN_VARIANCE = 1e-6  # floor on the calibrated decoder's sigma^2 (Rybkin et al. clip log sigma at -6)
+CALIBRATED_MIN_VARIANCE = 1e-6  # floor on the calibrated decoder's sigma^2: only a guard against log(0) (below Rybkin et al.'s log sigma >= -6)
 
 
 def reconstruction_loss(logits, x, likelihood):
@@ -24,7 +24,8 @@ def reconstruction_loss(logits, x, likelihood):
                pixels and images of the batch and set to its maximum-likelihood value, the batch's mean squared
                error per pixel (the "optimal sigma" of Rybkin, Daniilidis & Levine 2021, Simple and Effective VAE
                Training with Calibrated Decoders): the fixed variance of `gaussian` weighs the reconstruction
-               against the KL by an arbitrary constant, which is what blurs.
+               against the KL by an arbitrary constant, which is what blurs. An image's value depends on the
+               batch it is scored with, whose sigma it shares (training batches; chunks of 1000 in per_image_terms).
     """
     if likelihood == "bernoulli":
         return nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)

@@ -1,6 +1,6 @@
 """The study's tables, prose and figures, rendered from study.json (study.py writes it; tests/test_readme.py
 regenerates every block from it and compares). Every class of each dataset is the goal in turn, from few labels, on
-the default decoder and on the seed design's; the criteria a row is judged by live in evaluate.py.
+the default decoder, and its ceilings on every design of STUDY_DESIGNS; the criteria a row is judged by live in evaluate.py.
 """
 import os
 from collections import defaultdict

@@ -57,6 +57,14 @@ def test_calibrated_gaussian_is_the_normal_negative_log_likelihood_at_the_batch_
     live_sigma = (live_mean - x).pow(2).mean().sqrt()
     (-Normal(live_mean, live_sigma).log_prob(x).flatten(1).sum(1)).mean().backward()
     torch.testing.assert_close(held, logits.grad)
+    # sigma is held constant: one image's value moves with its own logits only (a live sigma would move it with all)
+    logits.grad = None
+    own = torch.autograd.grad(losses.reconstruction_loss(logits, x, "calibrated-gaussian")[0], logits)[0]
+    assert own[0].abs().sum() > 0 and (own[1:] == 0).all()
+    # a perfect reconstruction hits the variance floor, not log(0)
+    perfect = losses.reconstruction_loss(logits.detach(), torch.sigmoid(logits.detach()), "calibrated-gaussian")
+    floor = 0.5 * 784 * torch.log(torch.tensor(2 * torch.pi * losses.CALIBRATED_MIN_VARIANCE))
+    torch.testing.assert_close(perfect, floor.expand(6))
 
 
 def test_an_unknown_likelihood_is_an_error():

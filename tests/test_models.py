@@ -165,7 +165,7 @@ def test_a_few_adam_steps_lower_the_loss_on_a_small_batch(small_data, prior):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert loss_now() < 0.8 * before
+    assert loss_now() < before - 0.2 * abs(before)  # the calibrated default's loss can be negative
 
 
 def test_conditional_vae_uses_its_label_and_round_trips_through_a_checkpoint(tmp_path):
