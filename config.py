@@ -60,6 +60,11 @@ def fraction_or_one(v):
     return None if isinstance(v, (int, float)) and 0 < v <= 1 else "a number in (0, 1]"
 
 
+def at_least_one(v):
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 1 \
+        else "a finite number >= 1"
+
+
 def boolean(v):
     return None if isinstance(v, bool) else "true or false"
 
@@ -185,6 +190,10 @@ SETTINGS = (
             SAMPLING, fraction_or_one),
     Setting("graph_max_share", "graph sampler: largest share of the images taken as one goal",
             SAMPLING, fraction_or_one),
+    Setting("graph_rounds", "graph sampler: PageRank walks, each seeded from the last one's cut", SAMPLING,
+            int_at_least(1)),
+    Setting("graph_cut_tolerance", "graph sampler: before the last walk, the smallest cut within this factor "
+            "of the lowest conductance", SAMPLING, at_least_one, float),
     Setting("graph_temperature", "graph sampler: scale of the posterior variance", SAMPLING,
             positive, float),
     Setting("pseudo_epochs", "pseudo-label sampler: fine-tuning epochs of its conditional decoder",

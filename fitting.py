@@ -22,13 +22,19 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+PLATEAU_THRESHOLD = 0.01  # nats per image: a smaller fall of the validation loss is a plateau
+
+
 def make_schedule(optimizer, schedule, lr, warmup, total_steps, lr_patience):
     """(scheduler, steps per batch?): one-cycle steps every batch, plateau once per epoch on the validation loss."""
     if schedule == "one-cycle":
         # warm up from lr/25 to lr over `warmup` of the steps, then cosine-anneal to ~0: Smith & Topin 2018,
         # "Super-convergence: very fast training of neural networks using large learning rates"
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total_steps, pct_start=warmup), True
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience), False
+    # an absolute threshold: torch's default is relative to the best loss, which turns lenient where the loss is
+    # negative (the calibrated decoder's -log p(x|z) is); a hundredth of a nat per image is taken as no improvement
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience,
+                                                      threshold=PLATEAU_THRESHOLD, threshold_mode="abs"), False
 
 
 def fit(model, prior, train_x, val_x, cfg, *, beta, epochs, desc="train", progress=True, train_labels=None,

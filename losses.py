@@ -13,7 +13,7 @@ import torch.nn as nn
 CALIBRATED_MIN_VARIANCE = 1e-6  # floor on the calibrated decoder's sigma^2: only a guard against log(0) (below Rybkin et al.'s log sigma >= -6)
 
 
-def reconstruction_loss(logits, x, likelihood):
+def reconstruction_loss(logits, x, likelihood, variance=None):
     """-log p(x|z) per image, up to a constant, from the decoder's logits (the image is their sigmoid).
 
     gaussian:  ||x - sigmoid(logits)||^2 summed over pixels: a Gaussian log-likelihood with fixed variance, up to
@@ -25,7 +25,8 @@ def reconstruction_loss(logits, x, likelihood):
                error per pixel (the "optimal sigma" of Rybkin, Daniilidis & Levine 2021, Simple and Effective VAE
                Training with Calibrated Decoders): the fixed variance of `gaussian` weighs the reconstruction
                against the KL by an arbitrary constant, which is what blurs. An image's value depends on the
-               batch it is scored with, whose sigma it shares (training batches; chunks of 1000 in per_image_terms).
+               set it is scored with, whose sigma it shares: the training batch, or the whole set per_image_terms
+               scores; `variance` gives sigma^2 instead.
     """
     if likelihood == "bernoulli":
         return nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
@@ -33,13 +34,20 @@ def reconstruction_loss(logits, x, likelihood):
     if likelihood == "gaussian":
         return squared_error
     if likelihood == "calibrated-gaussian":
-        pixels = x[0].numel()
-        # sigma^2 = mean squared error per pixel maximises the batch's Gaussian likelihood; held constant in the
-        # gradient, which is then the same as with it (its own derivative term cancels at the maximum)
-        variance = (squared_error.mean() / pixels).detach().clamp_min(CALIBRATED_MIN_VARIANCE)
-        # -log N(x | m, s^2 I) = D/2 log(2 pi s^2) + ||x - m||^2 / (2 s^2) (Bishop 2006, eq. 2.43, isotropic)
-        return 0.5 * pixels * torch.log(2 * math.pi * variance) + squared_error / (2 * variance)
+        return calibrated_gaussian_nll(squared_error, x[0].numel(), variance)
     raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+def calibrated_gaussian_nll(squared_error, pixels, variance=None):
+    """-log N(x | m, sigma^2 I) per image from its summed squared error ||x - m||^2 over `pixels` pixels; sigma^2
+    is `variance`, else the maximum-likelihood value over these images, held constant in the gradient (its own
+    derivative term cancels at the maximum, so the gradient is the same as with it)."""
+    if variance is None:
+        variance = (squared_error.mean() / pixels).detach()
+    variance = torch.as_tensor(variance, dtype=squared_error.dtype, device=squared_error.device)
+    variance = variance.clamp_min(CALIBRATED_MIN_VARIANCE)
+    # -log N(x | m, s^2 I) = D/2 log(2 pi s^2) + ||x - m||^2 / (2 s^2) (Bishop 2006, eq. 2.43, isotropic)
+    return 0.5 * pixels * torch.log(2 * math.pi * variance) + squared_error / (2 * variance)
 
 
 def kl_standard_normal(mu, logvar):
@@ -124,17 +132,23 @@ def per_image_terms(model, prior, images, seed, batch_size=1000, labels=None, kl
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    # the calibrated decoder's sigma is the maximum-likelihood one of the whole set, so that no image's value
+    # depends on which chunk it was scored in: summed squared errors first, -log p(x|z) at the end
+    calibrated = model.likelihood == "calibrated-gaussian"
     recon, kl = [], []
     with forked_rng(device):
         torch.manual_seed(seed)
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size].to(device)
             logits, mu, logvar = model(x) if labels is None else model(x, labels[i:i + batch_size].to(device))
-            recon.append(reconstruction_loss(logits, x, model.likelihood))
+            recon.append(reconstruction_loss(logits, x, "gaussian" if calibrated else model.likelihood).double())
             mask = None if kl_mask is None else kl_mask[i:i + batch_size].to(device)
             kl.append(kl_term(prior, mu, logvar, mask))
     model.train(was_training)
-    return torch.cat(recon).double().cpu(), torch.cat(kl).double().cpu()
+    recon = torch.cat(recon).cpu()
+    if calibrated:
+        recon = calibrated_gaussian_nll(recon, images[0].numel())
+    return recon, torch.cat(kl).double().cpu()
 
 
 def objective(model, prior, images, beta, seed, labels=None, kl_mask=None):

@@ -211,40 +211,56 @@ def personalised_pagerank(adjacency, seeds, restart=constants.GRAPH_RESTART, tol
     return y / scale
 
 
-def sweep_cut(adjacency, rank, min_size, max_size):
-    """The prefix of the nodes ordered by rank / degree whose conductance, cut(S) / min(vol S, vol rest), is
-    lowest (Andersen, Chung & Lang 2006, the sweep over a PageRank vector): the cluster the seeds sit in.
-    Prefixes run from min_size to max_size nodes (at most half the graph)."""
+def sweep_cut(adjacency, rank, min_size, max_size, tolerance=1.0):
+    """A prefix of the nodes ordered by rank / degree, by its conductance cut(S) / min(vol S, vol rest)
+    (Andersen, Chung & Lang 2006, the sweep over a PageRank vector): the cluster the seeds sit in. Prefixes run
+    from min_size to max_size nodes (at most half the graph). tolerance 1: the prefix of lowest conductance;
+    above 1: the smallest prefix whose conductance is within that factor of the lowest."""
     degree = np.asarray(adjacency.sum(1)).ravel()
     order = np.argsort(-rank / degree, kind="stable")
+    last = min(max_size, len(order) // 2)
     inside = np.zeros(len(order), bool)
-    total, volume, cut, best = degree.sum(), 0.0, 0.0, (math.inf, min_size)
+    conductance = np.full(last, math.inf)
+    total, volume, cut = degree.sum(), 0.0, 0.0
     indptr, indices = adjacency.indptr, adjacency.indices
-    for size, node in enumerate(order[:min(max_size, len(order) // 2)], start=1):
+    for size, node in enumerate(order[:last], start=1):
         linked = inside[indices[indptr[node]:indptr[node + 1]]].sum()
         cut += degree[node] - 2 * linked  # its edges leave the set, except those to nodes already in it
         volume += degree[node]
         inside[node] = True
         if size >= min_size:
-            conductance = cut / min(volume, total - volume)
-            if conductance < best[0]:
-                best = (conductance, size)
-    return order[:best[1]]
+            conductance[size - 1] = cut / min(volume, total - volume)
+    if not np.isfinite(conductance).any():
+        return order[:min_size]
+    size = 1 + int(np.nonzero(conductance <= tolerance * conductance.min())[0][0])
+    return order[:size]
 
 
 def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=constants.GRAPH_CORE,
-                      max_share=constants.GRAPH_MAX_SHARE):
+                      max_share=constants.GRAPH_MAX_SHARE, rounds=constants.GRAPH_ROUNDS,
+                      tolerance=constants.GRAPH_CUT_TOLERANCE):
     """Indices of the training images the graph assigns to the seeds' class: the sweep cut of a personalised
     PageRank from the seeds (positive-unlabelled learning by graph clustering), kept where at least `core` of an
     image's k neighbours were found too (the cluster's boundary is where other classes mix in).
 
     The cut holds at least five neighbourhoods (5 k images) and at most max_share of all images: where a goal
     class is entangled with others in the features, the lowest-conductance set is a community of several classes
-    (measured: 3, 5 and 8 of MNIST), which the cap excludes."""
+    (measured: 3, 5 and 8 of MNIST), which the cap excludes.
+
+    `rounds` walks, each seeded from the set the one before it cut (seed-set expansion, Kloumann & Kleinberg
+    2014, "Community membership identification from small seed sets": the more of the community seeds the walk,
+    the better its ranking). From a few seeds the ranking mixes in a neighbouring class, and as the walk takes in
+    that class's cluster the conductance falls on slowly toward the merged community: the lowest cut under the cap
+    then stops part-way into it (MNIST: 9 into 4 and 7, 3 into 5 and 8). So every round but the last takes the
+    smallest cut within `tolerance` of the lowest, a purer core, and the last takes the lowest cut of a walk
+    seeded from that whole core."""
     adjacency = _adjacency(neighbours)
     n = len(neighbours)
-    members = sweep_cut(adjacency, personalised_pagerank(adjacency, seeds, restart),
-                        min_size=max(len(seeds), 5 * neighbours.shape[1]), max_size=max(len(seeds), int(max_share * n)))
+    min_size, max_size = max(len(seeds), 5 * neighbours.shape[1]), max(len(seeds), int(max_share * n))
+    members = seeds
+    for round_ in range(rounds):
+        members = sweep_cut(adjacency, personalised_pagerank(adjacency, members, restart), min_size, max_size,
+                            1.0 if round_ == rounds - 1 else tolerance)
     found = np.zeros(len(neighbours), bool)
     found[members] = True
     found[seeds] = True
@@ -330,7 +346,7 @@ def per_goal(fit_one):
 @per_goal
 def fit_graph(model, data, cfg, seeds, unlabelled):
     found = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
-                              cfg.graph_max_share)
+                              cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance)
     # the aggregate posterior of the found images, each posterior's variance scaled by the temperature
     mu, logvar = unlabelled["mu"][found], unlabelled["logvar"][found]
     return DiagonalMixture(mu, cfg.graph_temperature * logvar.exp()), {"found": found}
@@ -346,7 +362,7 @@ def fit_pseudo_label(model, data, cfg, labelled, unlabelled):
     pseudo, found = torch.zeros(n, dtype=torch.long), {}
     for index, (goal, seeds) in enumerate(labelled.items(), start=1):
         found[goal] = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
-                                        cfg.graph_max_share)
+                                        cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance)
         claimed = pseudo[found[goal]] != 0
         pseudo[found[goal]] = torch.where(claimed, -1, index)  # an image two goals claim is left out
     for index, (goal, seeds) in enumerate(labelled.items(), start=1):

@@ -67,6 +67,43 @@ def test_calibrated_gaussian_is_the_normal_negative_log_likelihood_at_the_batch_
     torch.testing.assert_close(perfect, floor.expand(6))
 
 
+def test_a_scored_set_shares_one_calibrated_sigma_whatever_its_chunks():
+    """per_image_terms scores a set with the calibrated decoder's maximum-likelihood sigma of the whole set: each
+    image's value is Normal's -log p at that sigma, the same in chunks of 3 as in one chunk (per-chunk sigmas
+    would differ: the images' errors are unequal)."""
+    class Fixed(torch.nn.Module):
+        likelihood = "calibrated-gaussian"
+
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(1.5))
+
+        def forward(self, x):
+            return self.scale * torch.logit(x.clamp(0.05, 0.95)).flip(-1), torch.zeros(len(x), 2), torch.zeros(len(x), 2)
+
+    model, x = Fixed(), torch.rand(8, 1, 28, 28)
+    x[:4] = x[:4].round()  # unequal errors across the chunks
+    mean = torch.sigmoid(model(x)[0]).detach()
+    sigma = (mean - x).pow(2).mean().sqrt()
+    expected = -Normal(mean.double(), sigma.double()).log_prob(x.double()).flatten(1).sum(1)
+    whole = losses.per_image_terms(model, StandardNormalPrior(2), x, 0, batch_size=1000)[0]
+    chunked = losses.per_image_terms(model, StandardNormalPrior(2), x, 0, batch_size=3)[0]
+    torch.testing.assert_close(whole, expected, rtol=1e-6, atol=0)  # float32 squared errors
+    torch.testing.assert_close(chunked, expected, rtol=1e-6, atol=0)
+
+
+def test_the_plateau_schedule_halves_the_rate_when_a_negative_loss_stops_falling():
+    """ReduceLROnPlateau's default threshold is relative to the best loss: below zero it counts a slightly worse
+    epoch (-499.999 after -500) as an improvement and never halves; the absolute threshold does halve."""
+    import fitting
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler, per_batch = fitting.make_schedule(optimizer, "plateau", 1.0, 0.1, 10, lr_patience=1)
+    assert not per_batch
+    for loss in (-500.0, -499.999, -499.999):
+        scheduler.step(loss)
+    assert optimizer.param_groups[0]["lr"] == 0.5
+
+
 def test_an_unknown_likelihood_is_an_error():
     with pytest.raises(ValueError, match="unknown likelihood"):
         losses.reconstruction_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "laplace")
