@@ -22,7 +22,7 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-PLATEAU_THRESHOLD = 0.01  # nats per image: a smaller fall of the validation loss is a plateau
+PLATEAU_THRESHOLD = 0.01  # per image, in the objective's units: a smaller fall of the validation loss is a plateau
 
 
 def make_schedule(optimizer, schedule, lr, warmup, total_steps, lr_patience):
@@ -32,7 +32,7 @@ def make_schedule(optimizer, schedule, lr, warmup, total_steps, lr_patience):
         # "Super-convergence: very fast training of neural networks using large learning rates"
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total_steps, pct_start=warmup), True
     # an absolute threshold: torch's default is relative to the best loss, which turns lenient where the loss is
-    # negative (the calibrated decoder's -log p(x|z) is); a hundredth of a nat per image is taken as no improvement
+    # negative (the calibrated decoder's -log p(x|z) is)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=lr_patience,
                                                       threshold=PLATEAU_THRESHOLD, threshold_mode="abs"), False
 

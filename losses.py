@@ -13,7 +13,7 @@ import torch.nn as nn
 CALIBRATED_MIN_VARIANCE = 1e-6  # floor on the calibrated decoder's sigma^2: only a guard against log(0) (below Rybkin et al.'s log sigma >= -6)
 
 
-def reconstruction_loss(logits, x, likelihood, variance=None):
+def reconstruction_loss(logits, x, likelihood):
     """-log p(x|z) per image, up to a constant, from the decoder's logits (the image is their sigmoid).
 
     gaussian:  ||x - sigmoid(logits)||^2 summed over pixels: a Gaussian log-likelihood with fixed variance, up to
@@ -25,8 +25,8 @@ def reconstruction_loss(logits, x, likelihood, variance=None):
                error per pixel (the "optimal sigma" of Rybkin, Daniilidis & Levine 2021, Simple and Effective VAE
                Training with Calibrated Decoders): the fixed variance of `gaussian` weighs the reconstruction
                against the KL by an arbitrary constant, which is what blurs. An image's value depends on the
-               set it is scored with, whose sigma it shares: the training batch, or the whole set per_image_terms
-               scores; `variance` gives sigma^2 instead.
+               set it is scored with, whose sigma it shares: the training batch here, the whole set in
+               per_image_terms (the validation loss, the test split).
     """
     if likelihood == "bernoulli":
         return nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
@@ -34,18 +34,15 @@ def reconstruction_loss(logits, x, likelihood, variance=None):
     if likelihood == "gaussian":
         return squared_error
     if likelihood == "calibrated-gaussian":
-        return calibrated_gaussian_nll(squared_error, x[0].numel(), variance)
+        return calibrated_gaussian_nll(squared_error, x[0].numel())
     raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
-def calibrated_gaussian_nll(squared_error, pixels, variance=None):
-    """-log N(x | m, sigma^2 I) per image from its summed squared error ||x - m||^2 over `pixels` pixels; sigma^2
-    is `variance`, else the maximum-likelihood value over these images, held constant in the gradient (its own
-    derivative term cancels at the maximum, so the gradient is the same as with it)."""
-    if variance is None:
-        variance = (squared_error.mean() / pixels).detach()
-    variance = torch.as_tensor(variance, dtype=squared_error.dtype, device=squared_error.device)
-    variance = variance.clamp_min(CALIBRATED_MIN_VARIANCE)
+def calibrated_gaussian_nll(squared_error, pixels):
+    """-log N(x | m, sigma^2 I) per image from its summed squared error ||x - m||^2 over `pixels` pixels, sigma^2
+    the maximum-likelihood value over these images (their mean squared error per pixel), held constant in the
+    gradient (its own derivative term cancels at the maximum, so the gradient is the same as with it)."""
+    variance = (squared_error.mean() / pixels).detach().clamp_min(CALIBRATED_MIN_VARIANCE)
     # -log N(x | m, s^2 I) = D/2 log(2 pi s^2) + ||x - m||^2 / (2 s^2) (Bishop 2006, eq. 2.43, isotropic)
     return 0.5 * pixels * torch.log(2 * math.pi * variance) + squared_error / (2 * variance)
 

@@ -253,14 +253,18 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
     that class's cluster the conductance falls on slowly toward the merged community: the lowest cut under the cap
     then stops part-way into it (MNIST: 9 into 4 and 7, 3 into 5 and 8). So every round but the last takes the
     smallest cut within `tolerance` of the lowest, a purer core, and the last takes the lowest cut of a walk
-    seeded from that whole core."""
+    seeded from that whole core and the expert's images (re-seeding from a cut is this project's step; Kloumann &
+    Kleinberg's is that more seeds rank better). The size bounds stay the first walk's, so a later cut may be
+    smaller than the set that seeded it."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     adjacency = _adjacency(neighbours)
     n = len(neighbours)
     min_size, max_size = max(len(seeds), 5 * neighbours.shape[1]), max(len(seeds), int(max_share * n))
     members = seeds
     for round_ in range(rounds):
-        members = sweep_cut(adjacency, personalised_pagerank(adjacency, members, restart), min_size, max_size,
-                            1.0 if round_ == rounds - 1 else tolerance)
+        members = sweep_cut(adjacency, personalised_pagerank(adjacency, np.union1d(members, seeds), restart),
+                            min_size, max_size, 1.0 if round_ == rounds - 1 else tolerance)
     found = np.zeros(len(neighbours), bool)
     found[members] = True
     found[seeds] = True

@@ -297,6 +297,28 @@ def every_sampler_phrase(rows, dataset, title, labels, most_labels=True):
             f"{target_rule(most_labels)}): " + "; ".join(parts) + ".")
 
 
+def discovery_phrase(rows, dataset, title, method, budgets):
+    """One line on what the discovery step took as the goal images, per budget: their purity (the share of the goal
+    class) and recall (the share of the class taken), mean over class draws and the worst draw; None when the
+    rows hold no found images."""
+    parts = []
+    for labels in budgets[::-1]:
+        found = [(r["found"][str(c)], c, key) for c in rows.settings["classes"]
+                 for key, r in rows.get(dataset, [c], method, labels).items() if "found" in r]
+        if not found:
+            continue
+        purity, c, (seed, draw) = min((f["purity"], c, key) for f, c, key in found)
+        recall = [f["recall"] for f, _, _ in found]
+        parts.append(f"from {labels} label{'s' if labels != '1' else ''} purity {mean(f['purity'] for f, _, _ in found):.3f} "
+                     f"(worst {purity:.3f}, {class_label(dataset, c)} draw {draw}), recall {mean(recall):.3f} "
+                     f"(worst {min(recall):.3f})")
+    if not parts:
+        return None
+    return (f"- **{title}, the images `{sampler_name(method)}` takes as the goal** (purity: the share of them in the "
+            "goal class; recall: the share of the class taken; mean over class draws and the worst draw): "
+            + "; ".join(parts) + ".")
+
+
 def study_prose(study):
     rows = Rows(study)
     s = study["settings"]
@@ -341,6 +363,8 @@ def study_prose(study):
                 f"{worst_phrase(rows, dataset, method, labels)}. Target ({rule}) met on {met} of {len(judged)} "
                 "class draws" + (f" (of {n_draws} planned)" if len(judged) < n_draws else "")
                 + (f"; missed on {', '.join(missed)}." if missed else "."))
+        discovery = discovery_phrase(rows, dataset, title, method, budgets)
+        lines += [discovery] if discovery else []
         few = budgets[-1]
         best_vs_cvae, cvae_rates = [], {}
         for c in s["classes"]:

@@ -102,6 +102,13 @@ def test_the_plateau_schedule_halves_the_rate_when_a_negative_loss_stops_falling
     for loss in (-500.0, -499.999, -499.999):
         scheduler.step(loss)
     assert optimizer.param_groups[0]["lr"] == 0.5
+    # a fall of more than the threshold is an improvement: no halving (a zero or huge threshold fails one of these)
+    for loss in (-500.02, -500.04):
+        scheduler.step(loss)
+    assert optimizer.param_groups[0]["lr"] == 0.5
+    scheduler.step(-500.045)
+    scheduler.step(-500.045)
+    assert optimizer.param_groups[0]["lr"] == 0.25
 
 
 def test_an_unknown_likelihood_is_an_error():

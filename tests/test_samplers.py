@@ -180,15 +180,15 @@ def test_a_second_walk_from_the_first_cut_finds_a_class_the_first_mixes_with_its
         return (labels[found] == 0).mean()
 
     neighbours, labels = blobs(2)
-    assert purity(neighbours, labels, np.array([1]), 1, 1.0) < 0.8
-    assert purity(neighbours, labels, np.array([1]), 2, 1.1) > 0.9
+    assert purity(neighbours, labels, np.array([1]), 1, 1.0) < 0.82  # measured 0.78
+    assert purity(neighbours, labels, np.array([1]), 2, 1.1) > 0.88  # measured 0.91
     pairs = []  # (one walk, two walks)
     for seed in range(3):
         neighbours, labels = blobs(seed)
         for seeds in ([0], [1], [0, 1, 2]):
             pairs.append([purity(neighbours, labels, np.array(seeds), *walks) for walks in ((1, 1.0), (2, 1.1))])
     one, two = np.array(pairs).T
-    assert two.mean() > one.mean() + 0.02 and (two > one - 0.05).all()
+    assert two.mean() > one.mean() + 0.015 and (two > one - 0.05).all()  # measured +0.033, worst -0.024
 
 
 def test_graph_sampler_finds_the_labelled_cluster_among_unlabelled_points():
