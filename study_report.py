@@ -299,19 +299,26 @@ def every_sampler_phrase(rows, dataset, title, labels, most_labels=True):
 
 def discovery_phrase(rows, dataset, title, method, budgets):
     """One line on what the discovery step took as the goal images, per budget: their purity (the share of the goal
-    class) and recall (the share of the class taken), mean over class draws and the worst draw; None when the
-    rows hold no found images."""
+    class) and recall (the share of the class taken), mean over class draws and the worst draw of each; None when
+    the rows hold no found images."""
+    several_seeds = len(rows.settings["seeds"]) > 1
+
+    def which(c, key):
+        seed, draw = key
+        return f"class {class_label(dataset, c)}, draw {draw}" + (f" of seed {seed}" if several_seeds else "")
+
     parts = []
     for labels in budgets[::-1]:
         found = [(r["found"][str(c)], c, key) for c in rows.settings["classes"]
                  for key, r in rows.get(dataset, [c], method, labels).items() if "found" in r]
         if not found:
             continue
-        purity, c, (seed, draw) = min((f["purity"], c, key) for f, c, key in found)
-        recall = [f["recall"] for f, _, _ in found]
-        parts.append(f"from {labels} label{'s' if labels != '1' else ''} purity {mean(f['purity'] for f, _, _ in found):.3f} "
-                     f"(worst {purity:.3f}, {class_label(dataset, c)} draw {draw}), recall {mean(recall):.3f} "
-                     f"(worst {min(recall):.3f})")
+        purity = min(found, key=lambda f: f[0]["purity"])
+        recall = min(found, key=lambda f: f[0]["recall"])
+        parts.append(f"from {labels} label{'s' if labels != '1' else ''} purity "
+                     f"{mean(f['purity'] for f, _, _ in found):.3f} (worst {purity[0]['purity']:.3f}, "
+                     f"{which(*purity[1:])}), recall {mean(f['recall'] for f, _, _ in found):.3f} (worst "
+                     f"{recall[0]['recall']:.3f}, {which(*recall[1:])})")
     if not parts:
         return None
     return (f"- **{title}, the images `{sampler_name(method)}` takes as the goal** (purity: the share of them in the "

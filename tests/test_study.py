@@ -192,6 +192,8 @@ def fake_study(seeds=(0,), draws=(0, 1)):
             for draw in draws:
                 for labels in ("1", "10"):
                     row(seed, draw, "default", [c], units.sampler_method("graph"), labels, 0.5 + 0.2 * draw + 0.01 * c)
+                    rows[-1]["found"] = {str(c): {"images": 100, "purity": 0.6 + 0.1 * draw + 0.01 * c + 0.01 * seed,
+                                                  "recall": 0.9 - 0.1 * draw + 0.01 * c}}
         for draw in draws:
             row(seed, draw, "default", [6, 9], units.sampler_method("graph"), "10", 0.9 - 0.1 * draw)
     return {"settings": settings, "rows": rows, "engine": {"units": 1, "workers": 2, "computed": 1},
@@ -208,6 +210,11 @@ def test_the_study_report_shows_every_draw_its_spread_and_its_worst(seeds):
     assert f"| 0 | {references} | 60.0 (50.0), 0.95 | 60.0 (50.0), 0.95 |" in table
     assert "± 0.0" not in table.split("Goals 6 + 9 together")[1]  # the pair's share over two draws has a spread
     assert "worst single draw: class 0, draw 0" in prose and f"met on 0 of {3 * 2 * len(seeds)} class draws" in prose
+    # what discovery took as the goal: the mean over every class draw, and the draw of each worst
+    of_seed = " of seed 0" if len(seeds) > 1 else ""
+    mean_purity = 0.6 + 0.05 + 0.03 + (0.005 if len(seeds) > 1 else 0.0)
+    assert (f"from 10 labels purity {mean_purity:.3f} (worst 0.600, class 0, draw 0{of_seed}), recall 0.880 "
+            f"(worst 0.800, class 0, draw 1{of_seed})") in prose
 
 
 def test_the_design_figure_shows_each_designs_samples(tmp_path):
