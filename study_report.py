@@ -262,11 +262,18 @@ def worst_phrase(rows, dataset, method, labels):
     means = {c: mean(r["target_rate"] for r in v.values()) for c, v in per_class.items()}
     worst_class = min(means, key=means.get)
     draws = [(r["target_rate"], c, key) for c, v in per_class.items() for key, r in v.items()]
-    rate, c, (seed, draw) = min(draws)
+    rate, c, key = min(draws)
     ceiling = mean(r["target_rate"] for r in rows.get(dataset, [worst_class], CEILING).values())
     return (f"mean over classes {pct(mean(means.values()))}; worst class {class_label(dataset, worst_class)} "
-            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst single draw: class {class_label(dataset, c)}, "
-            f"draw {draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1 else "") + f", {pct(rate)}")
+            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst single draw: "
+            f"{draw_name(rows, dataset, c, key)}, {pct(rate)}")
+
+
+def draw_name(rows, dataset, c, key):
+    """'class C, draw D' for a row keyed (seed, draw), with ' of seed S' when the study trained several seeds."""
+    seed, draw = key
+    return f"class {class_label(dataset, c)}, draw {draw}" + (f" of seed {seed}" if len(rows.settings["seeds"]) > 1
+                                                               else "")
 
 
 def target_rule(most_labels):
@@ -301,12 +308,6 @@ def discovery_phrase(rows, dataset, title, method, budgets):
     """One line on what the discovery step took as the goal images, per budget: their purity (the share of the goal
     class) and recall (the share of the class taken), mean over class draws and the worst draw of each; None when
     the rows hold no found images."""
-    several_seeds = len(rows.settings["seeds"]) > 1
-
-    def which(c, key):
-        seed, draw = key
-        return f"class {class_label(dataset, c)}, draw {draw}" + (f" of seed {seed}" if several_seeds else "")
-
     parts = []
     for labels in budgets[::-1]:
         found = [(r["found"][str(c)], c, key) for c in rows.settings["classes"]
@@ -317,8 +318,8 @@ def discovery_phrase(rows, dataset, title, method, budgets):
         recall = min(found, key=lambda f: f[0]["recall"])
         parts.append(f"from {labels} label{'s' if labels != '1' else ''} purity "
                      f"{mean(f['purity'] for f, _, _ in found):.3f} (worst {purity[0]['purity']:.3f}, "
-                     f"{which(*purity[1:])}), recall {mean(f['recall'] for f, _, _ in found):.3f} (worst "
-                     f"{recall[0]['recall']:.3f}, {which(*recall[1:])})")
+                     f"{draw_name(rows, dataset, *purity[1:])}), recall {mean(f['recall'] for f, _, _ in found):.3f} (worst "
+                     f"{recall[0]['recall']:.3f}, {draw_name(rows, dataset, *recall[1:])})")
     if not parts:
         return None
     return (f"- **{title}, the images `{sampler_name(method)}` takes as the goal** (purity: the share of them in the "
