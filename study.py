@@ -97,7 +97,9 @@ def plan(settings, data_dir, out_dir, device="cpu"):
                 unlabelled = add(f"{cell}/unlabelled", units.unlabelled_unit, cfg, (base,), 3)
                 for c in settings["classes"]:
                     evaluation(f"{cell}/g{c}/cvae", cfg.replace(goals=[c]).validate(), design, None,
-                               [{"method": units.CVAE, "source": "cvae", "beta": None, "labels": "every image"}],
+                               [{"method": units.CVAE, "source": "cvae", "beta": None, "labels": "every image"},
+                                {"method": units.CVAE_POSTERIORS, "source": "cvae-posteriors", "beta": None,
+                                 "labels": "every image"}],
                                (classifier, base), decoder=cvae)
                 goal_sets = [[c] for c in settings["classes"]] + settings["goal_sets"].get(dataset, [])
                 for goals in goal_sets:

@@ -27,9 +27,10 @@ import samplers
 import train
 from classifier import ImageClassifier, get_classifier
 from errors import CheckpointError
-from models import StandardNormalPrior, cycled_labels
+from models import StandardNormalPrior, cycled_labels, encode_posteriors
 
 REAL, CEILING, CVAE = "real goal images", "decoder ceiling", "CVAE"  # the study's method names
+CVAE_POSTERIORS = "CVAE, its class's posteriors"  # the fully labelled reference the samplers are compared with
 REFERENCE_SOURCES = ("test", "real", "ceiling")  # evaluate.reference_rows, in its order: all test images, goal ones
 
 
@@ -146,9 +147,24 @@ def references_for(judge, judge_hash, data, goals, base_model, base_hash):
     return _REFERENCES[key]
 
 
+@torch.no_grad()
+def class_posteriors(cvae, data, goals):
+    """The fully labelled reference for a conditional decoder: per goal, the mixture of the CVAE's posteriors
+    q(z | x, y) over every training image of that class, decoded with the label y (the aggregate posterior as the
+    density to sample, ex-post: Ghosh et al. 2020). Drawn from N(0, I) instead, a CVAE whose latent already carries
+    the class leaves the label little to decide (the study's CVAE rows)."""
+    device = next(cvae.parameters()).device
+    parts = []
+    for goal in goals:
+        images = data.train_x[(data.train_y == goal).to(data.train_x.device)]
+        mu, logvar = encode_posteriors(cvae, images, labels=torch.full((len(images),), goal, device=device))
+        parts.append(samplers.DiagonalMixture(mu.cpu(), logvar.exp().cpu()))
+    return samplers.PseudoLabelSampler(cvae, parts, list(goals))
+
+
 def evaluation_unit(spec, classifier, base, *optional):
     """Rows of metrics for one decoder and one goal set: spec["sources"] lists what to measure, each a dict
-    {"source": test | real | ceiling | standard | own-prior | cvae | <sampler name>, ...} whose other keys (the
+    {"source": test | real | ceiling | standard | own-prior | cvae | cvae-posteriors | <sampler name>, ...} whose other keys (the
     study's "method", "beta", "labels"; alltests.py's "model") go into its row as they are, after spec["row"]. The
     decoder is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
     unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the base's
@@ -207,6 +223,8 @@ def evaluation_unit(spec, classifier, base, *optional):
                 elif source["source"] == "cvae":
                     prior = StandardNormalPrior(model.latent_dim).to(device)
                     labels = cycled_labels(cfg.goals, cfg.eval_samples)
+                elif source["source"] == "cvae-posteriors":
+                    prior = class_posteriors(model, data, cfg.goals)
                 elif source["source"] == "own-prior":
                     prior = own_prior
                 else:
