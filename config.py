@@ -42,27 +42,28 @@ def count_or_all(v):
     return None if v is None or (_is_int(v) and v >= 1) else "an integer >= 1, or all"
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def finite(v):
+    return None if _is_number(v) else "a finite number"
+
+
 def positive(v):
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 \
-        else "a finite number > 0"
+    return None if _is_number(v) and v > 0 else "a finite number > 0"
 
 
-def non_negative(v):
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 \
-        else "a finite number >= 0"
+def finite_at_least(low):
+    return lambda v: None if _is_number(v) and v >= low else f"a finite number >= {low:g}"
 
 
 def fraction(v):
-    return None if isinstance(v, (int, float)) and 0 < v < 1 else "a number in (0, 1)"
+    return None if _is_number(v) and 0 < v < 1 else "a number in (0, 1)"
 
 
 def fraction_or_one(v):
-    return None if isinstance(v, (int, float)) and 0 < v <= 1 else "a number in (0, 1]"
-
-
-def at_least_one(v):
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 1 \
-        else "a finite number >= 1"
+    return None if _is_number(v) and 0 < v <= 1 else "a number in (0, 1]"
 
 
 def boolean(v):
@@ -141,10 +142,8 @@ SETTINGS = (
     Setting("arch", "encoder/decoder body", VAES, one_of(*models.BODIES), str),
     Setting("likelihood", "p(x|z) of the VAEs", VAES, one_of(*models.LIKELIHOODS), str),
     Setting("hidden", "width of the layer between convolutions and latent", VAES, int_at_least(1)),
-    Setting("logvar_min", "lower clamp of the encoder's log-variance", VAES, lambda v: None if
-            isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
-    Setting("logvar_max", "upper clamp of the encoder's log-variance", VAES, lambda v: None if
-            isinstance(v, (int, float)) and math.isfinite(v) else "a finite number"),
+    Setting("logvar_min", "lower clamp of the encoder's log-variance", VAES, finite),
+    Setting("logvar_max", "upper clamp of the encoder's log-variance", VAES, finite),
     # the expert's goal
     Setting("goals", "goal classes", FINETUNED + SAMPLING, goal_classes, int, "+"),
     Setting("expert_labels", "labelled images per goal class (all: every one)", FINETUNED + SAMPLING,
@@ -155,9 +154,9 @@ SETTINGS = (
             FINETUNED, boolean, parse_bool),
     # objectives
     Setting("beta_base", "KL weight of the base VAE and the CVAEs", ("base", "cvae") + SAMPLING,
-            non_negative, float),
-    Setting("beta_goal", "KL weight of the goal VAE", ("goal",), non_negative, float),
-    Setting("beta_gmm", "KL weight of the GMM VAE", ("gmm",), non_negative, float),
+            finite_at_least(0), float),
+    Setting("beta_goal", "KL weight of the goal VAE", ("goal",), finite_at_least(0), float),
+    Setting("beta_gmm", "KL weight of the GMM VAE", ("gmm",), finite_at_least(0), float),
     Setting("gmm_components", "most mixture components of the GMM prior", ("gmm",) + SAMPLING,
             int_at_least(1)),
     Setting("gmm_covariance_type", "the GMM prior's covariance type", ("gmm",) + SAMPLING,
@@ -193,7 +192,7 @@ SETTINGS = (
     Setting("graph_rounds", "graph sampler: PageRank walks, each seeded from the last one's cut", SAMPLING,
             int_at_least(1)),
     Setting("graph_cut_tolerance", "graph sampler: before the last walk, the smallest cut within this factor "
-            "of the lowest conductance", SAMPLING, at_least_one, float),
+            "of the lowest conductance", SAMPLING, finite_at_least(1), float),
     Setting("graph_temperature", "graph sampler: scale of the posterior variance", SAMPLING,
             positive, float),
     Setting("pseudo_epochs", "pseudo-label sampler: fine-tuning epochs of its conditional decoder",

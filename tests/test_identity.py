@@ -75,6 +75,14 @@ def test_each_setting_rejects_a_bad_value_with_one_line_naming_its_flag(setting)
     assert setting.flag in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("setting", [s for s in config.SETTINGS if isinstance(s.default(), float)],
+                         ids=lambda s: s.name)
+def test_every_number_setting_rejects_a_boolean_nan_and_infinity(setting):
+    """A bool is an int to Python: `True` must not pass as 1 (fraction_or_one once took it), nor NaN or inf."""
+    for value in (True, float("nan"), float("inf"), float("-inf")):
+        assert setting.check(value) is not None, (setting.name, value)
+
+
 def test_flags_are_derived_from_the_declaration_and_all_means_every_label():
     import cli
     parser = config.add_setting_flags(cli.ArgumentParser())
