@@ -85,8 +85,10 @@ def spread(values):
 
 
 def pm_pct(values):
-    """'mean ± sd' in percent; one value (one trained seed) is shown alone, with no spread to claim."""
+    """'mean ± sd' in percent; one value (one trained seed) is shown alone, with no spread to claim; none: n/a."""
     values = list(values)
+    if not values:
+        return "n/a"
     if len(values) == 1:
         return f"{100 * values[0]:.1f}"
     return f"{100 * mean(values):.1f} ± {100 * spread(values):.1f}"

@@ -149,10 +149,13 @@ def references_for(judge, judge_hash, data, goals, base_model, base_hash):
 
 @torch.no_grad()
 def class_posteriors(cvae, data, goals):
-    """The fully labelled reference for a conditional decoder: per goal, the mixture of the CVAE's posteriors
-    q(z | x, y) over every training image of that class, decoded with the label y (the aggregate posterior as the
-    density to sample, ex-post: Ghosh et al. 2020). Drawn from N(0, I) instead, a CVAE whose latent already carries
-    the class leaves the label little to decide (the study's CVAE rows)."""
+    """The fully labelled reference for a conditional decoder: per goal, the CVAE's aggregate posterior over that
+    class, (1/N_y) sum_n q(z | x_n, y) over every training image x_n of class y (the optimal prior of Hoffman & Johnson
+    2016 and Tomczak & Welling 2018, here sampled ex post as Ghosh et al. 2020 sample a density fitted to the codes),
+    decoded with the label y; several goals each take a share drawn at random (samplers.PseudoLabelSampler). Drawn
+    from N(0, I), the calibrated CVAE draws its label far less often (the study's CVAE rows). Being the exact mixture
+    of the training images' posteriors, its draws stay near those images: a ceiling on training images more than a
+    generative sample."""
     device = next(cvae.parameters()).device
     parts = []
     for goal in goals:

@@ -81,6 +81,17 @@ def test_every_number_setting_rejects_a_boolean_nan_and_infinity(setting):
     """A bool is an int to Python: `True` must not pass as 1 (fraction_or_one once took it), nor NaN or inf."""
     for value in (True, float("nan"), float("inf"), float("-inf")):
         assert setting.check(value) is not None, (setting.name, value)
+    with pytest.raises(config.ConfigError, match=setting.flag):
+        config.RunConfig(**{setting.name: True}).validate()
+    assert setting.check(setting.default()) is None  # and the default, as the int it may be written as, passes
+    assert setting.check(int(setting.default())) is None or setting.default() != int(setting.default())
+
+
+def test_the_number_checks_take_their_edge_values():
+    """The bounds themselves pass, ints too: a check that refused everything would pass the test above."""
+    for name, value in {"beta_base": 0, "beta_goal": 0.0, "graph_core": 1, "graph_cut_tolerance": 1,
+                        "logvar_min": -30, "graph_max_share": 1.0, "warmup": 0.5}.items():
+        assert config.RunConfig(**{name: value}).validate().as_dict()[name] == value, name
 
 
 def test_flags_are_derived_from_the_declaration_and_all_means_every_label():
