@@ -38,7 +38,7 @@ TARGET_GAP = 0.01  # from 10 labels a sampler "matches" the decoder ceiling: its
 TARGET_QUALITY = 0.9  # ... and its precision and coverage against the ceiling set at least this
 FEW_LABEL_SHARE, FEW_LABEL_COVERAGE = 0.95, 0.8  # from 1 label: this share of the ceiling's rate, this coverage
 CEILING_SHARE = 0.95  # a decoder draws a class when its ceiling is this share of the classifier's rate on real images
-CVAE_GAP = 0.02  # Fashion-MNIST: the best sampler from 10 labels within this of the fully labelled CVAE
+CVAE_GAP = 0.02  # the best sampler from 10 labels within this of the fully labelled CVAE (units.CVAE_POSTERIORS)
 PAIR_TARGET, PAIR_SPLIT = 0.97, (0.45, 0.55)  # two goals at once: goal images, and each goal's share of them
 
 

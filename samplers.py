@@ -126,7 +126,8 @@ class PseudoLabelSampler(EqualMixture):
         self.register_buffer("labels", torch.as_tensor(labels, dtype=torch.long))
 
     def sample_labelled(self, n):
-        """(z [n, d], the generator's label of each): equal shares per goal, shuffled; torch's global RNG."""
+        """(z [n, d], the generator's label of each): each draw picks a goal uniformly at random; torch's global
+        RNG."""
         z, part = self.sample_parts(n)
         return z, self.labels.to(z.device)[part]
 

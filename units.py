@@ -152,10 +152,10 @@ def class_posteriors(cvae, data, goals):
     """The fully labelled reference for a conditional decoder: per goal, the CVAE's aggregate posterior over that
     class, (1/N_y) sum_n q(z | x_n, y) over every training image x_n of class y (the optimal prior of Hoffman & Johnson
     2016 and Tomczak & Welling 2018, here sampled ex post as Ghosh et al. 2020 sample a density fitted to the codes),
-    decoded with the label y; several goals each take a share drawn at random (samplers.PseudoLabelSampler). Drawn
-    from N(0, I), the calibrated CVAE draws its label far less often (the study's CVAE rows). Being the exact mixture
-    of the training images' posteriors, its draws stay near those images: a ceiling on training images more than a
-    generative sample."""
+    decoded with the label y; with several goals, each draw picks a goal uniformly at random
+    (samplers.PseudoLabelSampler). Drawn from N(0, I), the calibrated CVAE draws its label far less often (the study's
+    CVAE rows). Being the exact mixture of the training images' posteriors, it is built to stay near those images,
+    and it decodes with the CVAE's decoder, not the base's: it can stand above the base decoder's ceiling."""
     device = next(cvae.parameters()).device
     parts = []
     for goal in goals:
@@ -167,8 +167,9 @@ def class_posteriors(cvae, data, goals):
 
 def evaluation_unit(spec, classifier, base, *optional):
     """Rows of metrics for one decoder and one goal set: spec["sources"] lists what to measure, each a dict
-    {"source": test | real | ceiling | standard | own-prior | cvae | cvae-posteriors | <sampler name>, ...} whose other keys (the
-    study's "method", "beta", "labels"; alltests.py's "model") go into its row as they are, after spec["row"]. The
+    {"source": test | real | ceiling | standard | own-prior | cvae | cvae-posteriors | <sampler name>, ...} whose
+    other keys (the study's "method", "beta", "labels"; alltests.py's "model") go into its row as they are, after
+    spec["row"]. The
     decoder is the decoder vae_unit result when spec["has_decoder"], else the base; the sampler fits use the
     unlabelled_unit result when spec["has_unlabelled"] (in that order after `base`); the references are the base's
     (evaluate.References). Every parent is read and rehashed here, so its identity names what was read, not what

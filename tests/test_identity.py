@@ -88,7 +88,7 @@ def test_every_number_setting_rejects_a_boolean_nan_and_infinity(setting):
 
 
 def test_the_number_checks_take_their_edge_values():
-    """The bounds themselves pass, ints too: a check that refused everything would pass the test above."""
+    """The bounds themselves pass, ints too: a check with a strict bound (> for >=) passes the test above."""
     for name, value in {"beta_base": 0, "beta_goal": 0.0, "graph_core": 1, "graph_cut_tolerance": 1,
                         "logvar_min": -30, "graph_max_share": 1.0, "warmup": 0.5}.items():
         assert config.RunConfig(**{name: value}).validate().as_dict()[name] == value, name

@@ -102,6 +102,9 @@ def test_quick_study_writes_every_figure_and_number(quick_study):
     assert report_json["engine"]["address"] == "local" and report_json["engine"]["threads_per_worker"] == 1
     methods = {e["method"] for e in report_json["summary"]}
     assert {units.REAL, units.CEILING, units.CVAE, units.CVAE_POSTERIORS} <= methods
+    # the reference is drawn from the class's posteriors, not N(0, I) with the label: another sample, other numbers
+    cvae = {e["method"]: e for e in report_json["summary"] if e["method"] in (units.CVAE, units.CVAE_POSTERIORS)}
+    assert cvae[units.CVAE]["fd_goal"]["mean"] != cvae[units.CVAE_POSTERIORS]["fd_goal"]["mean"]
     assert {units.sampler_method(name) for name in samplers.names()} <= methods
     assert {tuple(e["goals"]) for e in report_json["summary"]} == {(6,), (6, 9)}
     for entry in report_json["summary"]:
@@ -218,6 +221,9 @@ def test_the_study_report_shows_every_draw_its_spread_and_its_worst(seeds):
         "3 classes; the largest shortfall is 0, where `graph` is 37.0 points below the CVAE" in prose
     # the reference draws its label (>= 95% of the 90% ceiling) for class 0 only
     assert "rate or more for 1 of 3 classes (mean 67.0%, worst 37.0%)" in prose
+    # above the 90% ceiling on class 0 only; against min(reference, ceiling) only class 6 is within 2 points
+    assert "It stands above the default decoder ceiling on 1 of 3 classes (by up to 7.0 points, 0)" in prose
+    assert "against the lower of it and the ceiling, the best sampler is within 2 points on 1 of 3 classes." in prose
     assert "± 0.0" not in table.split("Goals 6 + 9 together")[1]  # the pair's share over two draws has a spread
     assert "worst single draw: class 0, draw 0" in prose and f"met on 0 of {3 * 2 * len(seeds)} class draws" in prose
     # what discovery took as the goal: the mean over every class draw, and the draw of each worst
@@ -252,7 +258,8 @@ def test_the_design_figure_shows_each_designs_samples(tmp_path):
 
 def test_the_fully_labelled_reference_draws_each_goal_from_its_class_posteriors(small_data):
     """units.class_posteriors: per goal, the CVAE's posteriors of every training image of that class under that
-    label, decoded with the label; several goals share the draws equally (a wrong mask, label or part order fails)."""
+    label, decoded with the label; with several goals each draw picks one at random (a wrong mask, label or part order
+    fails)."""
     import models
     torch.manual_seed(0)
     cvae = models.ConditionalVAE(3).eval()
