@@ -94,6 +94,11 @@ def pm_pct(values):
     return f"{100 * mean(values):.1f} ± {100 * spread(values):.1f}"
 
 
+def mean_of(by_draw, key="target_rate"):
+    """The mean of one metric over a class's rows {(seed, draw): row}."""
+    return mean(row[key] for row in by_draw.values())
+
+
 def cell(by_draw, key="target_rate"):
     """'mean (worst)' of a metric over the label draws, in percent; a single value (a ceiling, the CVAE) alone."""
     values = [row[key] for row in by_draw.values()]
@@ -123,7 +128,7 @@ def ceiling_reach(rows, dataset, c, design=DEFAULT):
     """(the worst ceiling rate over the trained seeds, the classifier's rate on real images of class c, whether the
     former reaches evaluate.CEILING_SHARE of the latter): the decoder rule of issue 21, for the table and the prose."""
     rates = [r["target_rate"] for r in rows.get(dataset, [c], CEILING, design=design).values()]
-    real = mean(r["target_rate"] for r in rows.get(dataset, [c], REAL).values())
+    real = mean_of(rows.get(dataset, [c], REAL))
     worst = min(rates, default=0.0)
     return worst, real, bool(rates) and worst >= evaluate.CEILING_SHARE * real
 
@@ -145,8 +150,8 @@ def ceiling_table(rows, dataset):
             + " | ".join(pm_pct(r["target_rate"] for r in ceilings[d].values()) for d in designs)
             + "".join(f" | {pm_pct(r['target_rate'] for r in rows.get(dataset, [c], m, 'every image').values())}"
                       for m in (CVAE, CVAE_POSTERIORS)) + f" | {ok} | "
-            + " / ".join(f"{mean(r['fd_goal'] for r in ceilings[d].values()):.1f}" for d in designs)
-            + f" | {mean(r['recall_real'] for r in ceilings[DEFAULT].values()):.3f} |")
+            + " / ".join(f"{mean_of(ceilings[d], 'fd_goal'):.1f}" for d in designs)
+            + f" | {mean_of(ceilings[DEFAULT], 'recall_real'):.3f} |")
     return lines
 
 
@@ -159,7 +164,7 @@ def class_table(rows, dataset, method_name):
                           for b in budgets) + " |", "|---" * (3 + len(budgets)) + "|"]
     for c in rows.settings["classes"]:
         cells = [f"{cell(rows.get(dataset, [c], method, b))}, "
-                 f"{mean(r['coverage'] for r in rows.get(dataset, [c], method, b).values()):.2f}"
+                 f"{mean_of(rows.get(dataset, [c], method, b), 'coverage'):.2f}"
                  if rows.get(dataset, [c], method, b) else "n/a" for b in budgets]
         lines.append(f"| {class_label(dataset, c)} | {cell(rows.get(dataset, [c], CEILING))} "
                      f"| {cell(rows.get(dataset, [c], CVAE_POSTERIORS, 'every image'))} | " + " | ".join(cells) + " |")
@@ -176,10 +181,10 @@ def every_sampler_table(rows, dataset):
                 got = rows.get(dataset, [c], m, b)
                 if got:
                     lines.append(f"| {class_label(dataset, c)} | {b} | `{sampler_name(m)}` | {cell(got)} "
-                                 f"| {mean(r['precision'] for r in got.values()):.3f} "
-                                 f"| {mean(r['coverage'] for r in got.values()):.3f} "
-                                 f"| {mean(r['fd_goal'] for r in got.values()):.1f} "
-                                 f"| {mean(r['recall_real'] for r in got.values()):.3f} |")
+                                 f"| {mean_of(got, 'precision'):.3f} "
+                                 f"| {mean_of(got, 'coverage'):.3f} "
+                                 f"| {mean_of(got, 'fd_goal'):.1f} "
+                                 f"| {mean_of(got, 'recall_real'):.3f} |")
     return lines
 
 
@@ -264,11 +269,11 @@ def worst_phrase(rows, dataset, method, labels):
     per_class = {c: v for c, v in per_class.items() if v}
     if not per_class:
         return "not measured"
-    means = {c: mean(r["target_rate"] for r in v.values()) for c, v in per_class.items()}
+    means = {c: mean_of(v) for c, v in per_class.items()}
     worst_class = min(means, key=means.get)
     draws = [(r["target_rate"], c, key) for c, v in per_class.items() for key, r in v.items()]
     rate, c, key = min(draws)
-    ceiling = mean(r["target_rate"] for r in rows.get(dataset, [worst_class], CEILING).values())
+    ceiling = mean_of(rows.get(dataset, [worst_class], CEILING))
     return (f"mean over classes {pct(mean(means.values()))}; worst class {class_label(dataset, worst_class)} "
             f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst single draw: "
             f"{draw_name(rows, dataset, c, key)}, {pct(rate)}")
@@ -319,17 +324,62 @@ def discovery_phrase(rows, dataset, title, method, budgets):
                  for key, r in rows.get(dataset, [c], method, labels).items() if "found" in r]
         if not found:
             continue
-        purity = min(found, key=lambda f: f[0]["purity"])
-        recall = min(found, key=lambda f: f[0]["recall"])
-        parts.append(f"from {labels} label{'s' if labels != '1' else ''} purity "
-                     f"{mean(f['purity'] for f, _, _ in found):.3f} (worst {purity[0]['purity']:.3f}, "
-                     f"{draw_name(rows, dataset, *purity[1:])}), recall {mean(f['recall'] for f, _, _ in found):.3f} (worst "
-                     f"{recall[0]['recall']:.3f}, {draw_name(rows, dataset, *recall[1:])})")
+
+        def mean_and_worst(name):  # 'purity 0.990 (worst 0.969, class 9, draw 0)'
+            worst, c, key = min(found, key=lambda f: f[0][name])
+            return (f"{name} {mean(f[name] for f, _, _ in found):.3f} (worst {worst[name]:.3f}, "
+                    f"{draw_name(rows, dataset, c, key)})")
+        parts.append(f"from {labels} label{'s' if labels != '1' else ''} {mean_and_worst('purity')}, "
+                     f"{mean_and_worst('recall')}")
     if not parts:
         return None
     return (f"- **{title}, the images `{sampler_name(method)}` takes as the goal** (purity: the share of them in the "
             "goal class; recall: the share of the class taken; mean over class draws and the worst draw): "
             + "; ".join(parts) + ".")
+
+
+def cvae_phrase(rows, dataset, title, labels):
+    """One line on the best sampler from `labels` labels against the fully labelled CVAE drawn from its class's
+    posteriors (issue 20), and on that reference itself; None when no class has both."""
+    compared = {}  # class -> (the best sampler, its rate, the reference's rate, the default decoder ceiling's rate)
+    for c in rows.settings["classes"]:
+        best = best_sampler(rows, dataset, c, labels)
+        reference = rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
+        if best and reference:
+            compared[c] = (best, mean_of(rows.get(dataset, [c], best, labels)), mean_of(reference),
+                           mean_of(rows.get(dataset, [c], CEILING)))
+    if not compared:
+        return None
+    gaps = {c: rate - reference for c, (_, rate, reference, _) in compared.items()}
+    within = sum(gap >= -evaluate.CVAE_GAP for gap in gaps.values())
+    worst_c = min(gaps, key=gaps.get)
+    worst_m, worst_gap = compared[worst_c][0], gaps[worst_c]
+    references = {c: reference for c, (_, _, reference, _) in compared.items()}
+    # the reference itself: a CVAE that does not draw its label makes the comparison no test (issue 21)
+    drawing = sum(reference >= evaluate.CEILING_SHARE * ceiling for _, _, reference, ceiling in compared.values())
+    # it decodes with the CVAE's decoder: where it stands above the base decoder's ceiling, part of the gap is the
+    # decoder, not the discovery
+    above = {c: reference - ceiling for c, (_, _, reference, ceiling) in compared.items() if reference > ceiling}
+    capped_within = sum(rate - min(reference, ceiling) >= -evaluate.CVAE_GAP
+                        for _, rate, reference, ceiling in compared.values())
+    highest = max(above, key=above.get) if above else None
+    above_phrase = (f" It stands above the default decoder ceiling on {len(above)} of {len(compared)} classes (by up "
+                    f"to {100 * above[highest]:.1f} points, {class_label(dataset, highest)}), points by which the base "
+                    f"decoder's own reconstructions of real images fall short of it: against the lower of it and the "
+                    f"ceiling, the best sampler is within {100 * evaluate.CVAE_GAP:g} points on {capped_within} of "
+                    f"{len(compared)} classes.") if above else ""
+    gap_phrase = (f"the largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` "
+                  f"is {-100 * worst_gap:.1f} points below the CVAE") if worst_gap < 0 else \
+        (f"no class falls short; the smallest lead is {class_label(dataset, worst_c)}'s, where "
+         f"`{sampler_name(worst_m)}` is {100 * worst_gap:.1f} points above the CVAE")
+    return (f"- **{title}, the best sampler from {labels} labels (by its weakest of target rate, precision and "
+            f"coverage) against the fully labelled CVAE, drawn from its class's posteriors:** within "
+            f"{100 * evaluate.CVAE_GAP:g} points (or above) on {within} of {len(compared)} classes; "
+            f"{gap_phrase}. The CVAE itself draws its label at {evaluate.CEILING_SHARE:.0%} of the default "
+            f"decoder ceiling's rate or more for {drawing} of {len(compared)} classes (mean "
+            f"{pct(mean(references.values()))}, worst {pct(min(references.values()))})"
+            + (": on the others it is a weak reference, and the comparison there is no test."
+               if drawing < len(compared) else ".") + above_phrase)
 
 
 def study_prose(study):
@@ -379,44 +429,8 @@ def study_prose(study):
         discovery = discovery_phrase(rows, dataset, title, method, budgets)
         lines += [discovery] if discovery else []
         few = budgets[-1]
-        best_vs_cvae, cvae_rates, ceiling_rates, capped_gaps = [], {}, {}, []
-        for c in s["classes"]:
-            best = best_sampler(rows, dataset, c, few)
-            cvae = rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
-            if best and cvae:
-                cvae_rates[c] = mean(r["target_rate"] for r in cvae.values())
-                ceiling_rates[c] = mean(r["target_rate"] for r in rows.get(dataset, [c], CEILING).values())
-                best_rate = mean(r["target_rate"] for r in rows.get(dataset, [c], best, few).values())
-                best_vs_cvae.append((best_rate - cvae_rates[c], c, best))
-                # the reference decodes with the CVAE's decoder: where it stands above the base decoder's ceiling,
-                # part of the gap is the decoder, not the discovery
-                capped_gaps.append(best_rate - min(cvae_rates[c], ceiling_rates[c]))
-        if best_vs_cvae:
-            within = [b for b in best_vs_cvae if b[0] >= -evaluate.CVAE_GAP]
-            worst_gap, worst_c, worst_m = min(best_vs_cvae)
-            # the reference itself: a CVAE that does not draw its label makes the comparison no test (issue 21)
-            drawing = sum(cvae_rates[c] >= evaluate.CEILING_SHARE * ceiling_rates[c] for c in cvae_rates)
-            above = sorted((cvae_rates[c] - ceiling_rates[c], c) for c in cvae_rates if cvae_rates[c] > ceiling_rates[c])
-            capped_within = sum(gap >= -evaluate.CVAE_GAP for gap in capped_gaps)
-            above_phrase = (f" It stands above the default decoder ceiling on {len(above)} of {len(cvae_rates)} "
-                            f"classes (by up to {100 * above[-1][0]:.1f} points, {class_label(dataset, above[-1][1])}), "
-                            f"points by which the base decoder's own reconstructions of real images fall short of it: "
-                            f"against the lower of it and the ceiling, the best sampler is within "
-                            f"{100 * evaluate.CVAE_GAP:g} points on "
-                            f"{capped_within} of {len(cvae_rates)} classes.") if above else ""
-            gap_phrase = (f"the largest shortfall is {class_label(dataset, worst_c)}, where `{sampler_name(worst_m)}` "
-                          f"is {-100 * worst_gap:.1f} points below the CVAE") if worst_gap < 0 else \
-                (f"no class falls short; the smallest lead is {class_label(dataset, worst_c)}'s, where "
-                 f"`{sampler_name(worst_m)}` is {100 * worst_gap:.1f} points above the CVAE")
-            lines.append(
-                f"- **{title}, the best sampler from {few} labels (by its weakest of target rate, precision and "
-                f"coverage) against the fully labelled CVAE, drawn from its class's posteriors:** within "
-                f"{100 * evaluate.CVAE_GAP:g} points (or above) on {len(within)} of {len(best_vs_cvae)} classes; "
-                f"{gap_phrase}. The CVAE itself draws its label at {evaluate.CEILING_SHARE:.0%} of the default "
-                f"decoder ceiling's rate or more for {drawing} of {len(cvae_rates)} classes (mean "
-                f"{pct(mean(cvae_rates.values()))}, worst {pct(min(cvae_rates.values()))})"
-                + (": on the others it is a weak reference, and the comparison there is no test."
-                   if drawing < len(cvae_rates) else ".") + above_phrase)
+        phrase = cvae_phrase(rows, dataset, title, few)
+        lines += [phrase] if phrase else []
         for labels in budgets[::-1]:  # every budget, the most labels first
             phrase = every_sampler_phrase(rows, dataset, title, labels, labels == budgets[-1])
             lines += [phrase] if phrase else []
@@ -424,8 +438,8 @@ def study_prose(study):
             best, best_rate = None, -1.0
             for m in (sampler_method(n) for n in rows.sampler_order()):
                 got = rows.get(dataset, goals, m, few)
-                if got and mean(r["target_rate"] for r in got.values()) > best_rate:
-                    best, best_rate = m, mean(r["target_rate"] for r in got.values())
+                if got and mean_of(got) > best_rate:
+                    best, best_rate = m, mean_of(got)
             if best:
                 got = rows.get(dataset, goals, best, few)
                 shares = [min(r["goal_rates"][str(g)] / max(r["target_rate"], 1e-12) for r in got.values())
@@ -452,10 +466,10 @@ def study_figures(study, figures_dir):
     method = sampler_method(study_default_sampler(rows))
     panels = {}
     for dataset in s["datasets"]:
-        bars = {"real test images": [mean(r["target_rate"] for r in rows.get(dataset, [c], REAL).values())
+        bars = {"real test images": [mean_of(rows.get(dataset, [c], REAL))
                                      for c in s["classes"]]}
         for d in rows.designs():
-            bars[f"ceiling, {d}"] = [mean(r["target_rate"] for r in rows.get(dataset, [c], CEILING, design=d).values())
+            bars[f"ceiling, {d}"] = [mean_of(rows.get(dataset, [c], CEILING, design=d))
                                      for c in s["classes"]]
         for b in rows.budgets():
             bars[f"{sampler_name(method)}, {b} label{'s' if b != '1' else ''} (worst draw)"] = [
