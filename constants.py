@@ -95,7 +95,10 @@ STUDY_DRAWS = [0, 1, 2]  # the expert's label draws per class and budget (LABEL_
 STUDY_DATASETS = ["mnist", "fashion-mnist"]
 # the default model (constants above), and the designs it is compared with, by what they change: their decoder
 # ceilings only (the samplers run on the default)
-STUDY_DESIGNS = {"default": {}, "bernoulli": {"likelihood": "bernoulli"},  # the default before the calibrated decoder
+# (issue 21): the latent size from 8 to 32 and the residual body, each changed alone from the default; the Bernoulli
+# likelihood (the default before the calibrated decoder); the seed design
+STUDY_DESIGNS = {"default": {}, "latent 8": {"latent_dim": 8}, "latent 32": {"latent_dim": 32},
+                 "resnet": {"arch": "resnet"}, "bernoulli": {"likelihood": "bernoulli"},
                  "seed design": {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}}
 STUDY_CLASSES = list(range(N_CLASSES))  # every class is the goal in turn
 STUDY_GOAL_SETS = {"mnist": [[6, 9], [3, 8]], "fashion-mnist": []}  # pairs, from the most labels of the curve

@@ -1,4 +1,5 @@
-"""The study: how strong can the bias get, at what cost, from how few labels, on two datasets and three latent sizes.
+"""The study: how strong can the bias get, at what cost, from how few labels, for every class of two datasets, and
+how each model design (STUDY_DESIGNS: latent size, body, likelihood) draws each class.
 
     python study.py                              # the whole study: figures/study*.png, study.json, study.md
     python study.py --quick                      # a small study (the tests run it), output in runs/study-quick/
@@ -33,6 +34,7 @@ import plots
 import study_report
 import samplers
 import units
+from errors import CheckpointError
 
 @dataclass
 class Unit:
@@ -40,7 +42,7 @@ class Unit:
     func: Callable
     spec: dict
     deps: tuple = ()  # names of the units whose results are passed to func after the spec
-    weight: int = 1  # rough cost (epochs, sources measured), for the progress bar's estimate of the time left
+    weight: int = 1  # rough cost (epochs, sources measured): the progress bar's estimate, and the Dask priority
 
 
 DEFAULT_DESIGN = "default"  # constants.py's model settings; STUDY_DESIGNS names the others by what they change
@@ -140,8 +142,19 @@ def split_sources(unit):
             for source in unit.spec["sources"]}
 
 
+def unit_key(unit, token):
+    """The unit's Dask key: its function's name, then the run's token, then the unit's name. Dask groups tasks by the
+    key's leading words (dask.utils.key_split) to estimate their durations and to spot root tasks, which its
+    scheduler holds back and hands to whichever worker frees first. Keyed by the unit's name alone, every
+    Fashion-MNIST unit fell into one group "fashion" of hundreds of mostly short tasks with dependencies: the
+    dependency-free trainings were then assigned to a busy worker up front and waited behind a long training while
+    the other worker idled (measured in the study of 2026-12-01). The token, digits, ends the group name there."""
+    return f"{unit.func.__name__}-{token}-{unit.name}"
+
+
 def run_units(plan_units, client, progress=True):
-    """Submit every unit with its dependencies; one progress bar. Returns ({name: result}, {name: error}, {name:
+    """Submit every unit with its dependencies, the heaviest first where several are ready, by the plan's rough
+    weights (longest processing time first shortens the whole run); one progress bar. Returns ({name: result}, {name: error}, {name:
     unit}: the units measured source by source (split_sources) because their unit failed as a whole)."""
     from dask.distributed import as_completed
     token = f"{os.getpid()}-{time.time_ns()}"  # keys unique to this run, on a shared cluster too
@@ -151,8 +164,8 @@ def run_units(plan_units, client, progress=True):
     def submit(batch):
         for name, unit in batch.items():
             # no retries: a unit's errors are deterministic (a lost worker is rescheduled by Dask without them)
-            future = client.submit(unit.func, unit.spec, *(futures[d] for d in unit.deps), key=f"{name}#{token}",
-                                   pure=False)
+            future = client.submit(unit.func, unit.spec, *(futures[d] for d in unit.deps), key=unit_key(unit, token),
+                                   pure=False, priority=unit.weight)
             futures[name], names[future.key] = future, name
         return [futures[name] for name in batch]
 
@@ -280,7 +293,8 @@ def main(argv=None):
                                                                "split_units": len(split)},
              "classifier_test_accuracy": {d: results[f"{d}/classifier"]["accuracy"] for d in settings["datasets"]
                                           if f"{d}/classifier" in results},
-             "summary": summarise(rows), "rows": rows, "wall_seconds": time.perf_counter() - started,
+             "summary": summarise(rows), "rows": rows, "design_costs": design_costs(results, settings),
+             "wall_seconds": time.perf_counter() - started,
              "failed": failed, "failed_sources": failed_sources}
     if failed:  # what finished is written (marked by "failed"), never into the README, then the one-line error
         partial = os.path.join(out_dir, "figures")
@@ -295,9 +309,36 @@ def main(argv=None):
           f"{figures_dir}/ ({study['wall_seconds'] / 60:.1f} min)")
 
 
+def design_costs(results, settings):
+    """{dataset: {design: {"parameters", "epochs", "train_seconds", "reused", "val_kl"}}}: what each design's base
+    VAE (the study's first seed) costs, read from its checkpoint's training history (seconds from the start of
+    fitting.fit to the end of its last epoch, on whatever load the training ran under), and the validation KL of the epoch whose weights it keeps (near 0: the posterior collapsed, and
+    the decoder ignores z). The seconds are those of the study run that trained it: "reused" marks a unit kept from an earlier run. A
+    checkpoint this process cannot read (on another machine of a remote cluster) is left out with a warning, so that
+    the study's numbers are still written."""
+    costs = {}
+    for dataset in settings["datasets"]:
+        for design in settings["designs"]:
+            unit = f"{dataset}/{design.replace(' ', '-')}/s{settings['seeds'][0]}/base"
+            if unit not in results:
+                continue
+            try:
+                model, _, checkpoint = models.load_checkpoint(results[unit]["path"])
+            except CheckpointError as error:
+                print(f"warning: no training cost for {unit}: {error}")
+                continue
+            history = checkpoint["history"]
+            best = min(history, key=lambda entry: entry["val_loss"])  # the weights the checkpoint keeps
+            costs.setdefault(dataset, {})[design] = {
+                "parameters": sum(p.numel() for p in model.parameters()), "epochs": len(history),
+                "train_seconds": history[-1]["seconds"], "reused": bool(results[unit].get("cached", False)),
+                "val_kl": best["val_kl"]}
+    return costs
+
+
 def design_samples(results, settings, figures_dir, n=16, seed=constants.SEED):
     """figures_dir/study_designs.png: n draws of z ~ N(0, I) through each design's base VAE (the study's first seed),
-    one row per dataset and design, so that the default's samples sit beside the seed design's."""
+    one row per dataset and design, so that the default's samples sit beside every other design's."""
     rows, names = [], []
     for dataset in settings["datasets"]:
         for design in settings["designs"]:

@@ -382,6 +382,18 @@ def cvae_phrase(rows, dataset, title, labels):
                if drawing < len(compared) else ".") + above_phrase)
 
 
+def cost_phrase(cost):
+    """", 426,369 parameters, 12 epochs in 340 s, KL 24.10 nats" for a design's study.json design_costs entry (the
+    validation KL per image of the kept weights: near 0, a collapsed posterior), and whether an earlier run of the
+    study trained it; "" without one."""
+    if not cost:
+        return ""
+    epochs = f"{cost['epochs']} epoch" + ("s" if cost["epochs"] != 1 else "")
+    return (f", {cost['parameters']:,} parameters, {epochs} in {cost['train_seconds']:.0f} s"
+            # a KL is >= 0; a collapsed posterior's sum of rounding errors may fall just below, and reads as 0.00
+            + (" (an earlier run)" if cost.get("reused") else "") + f", KL {max(cost['val_kl'], 0.0):.2f} nats")
+
+
 def study_prose(study):
     rows = Rows(study)
     s = study["settings"]
@@ -404,14 +416,19 @@ def study_prose(study):
             drawn[d] = sum(ceiling_reach(rows, dataset, c, d)[2] for c in s["classes"])
             fd[d] = mean(r["fd_goal"] for r in ceilings)
             recall[d] = [r["recall_real"] for r in ceilings]
+        costs = study.get("design_costs", {}).get(dataset, {})
         lines.append(
             f"- **{title}, the decoder.** The default decoder's ceiling reaches {evaluate.CEILING_SHARE:.0%} of the "
             f"classifier's rate on real images for {len(s['classes']) - len(short)} of {len(s['classes'])} classes on "
             f"the trained seed" + (f"; short: {', '.join(short)}" if short else "") + ". Each design (classes whose "
             f"ceiling reaches {evaluate.CEILING_SHARE:.0%} of real; mean Fréchet distance of the ceiling to real goal "
-            "images; its recall against them, mean and worst class): " + "; ".join(
+            "images; its recall against them, mean and worst class" + (
+                "; its base VAE's parameters, epochs and training seconds, as its checkpoint records them from the "
+                "run that trained it, and its validation KL per image" if costs else "")
+            + "): " + "; ".join(
                 f"{d} {drawn[d]} of {len(s['classes'])}, {fd[d]:.1f}, {mean(recall[d]):.3f} "
-                f"(worst {min(recall[d], default=float('nan')):.3f})" for d in rows.designs()) + ".")
+                f"(worst {min(recall[d], default=float('nan')):.3f})" + cost_phrase(costs.get(d))
+                for d in rows.designs()) + ".")
         # the samplers (issue 20)
         for labels in dict.fromkeys([budgets[-1], budgets[0]]):  # the most labels, then the fewest (once if equal)
             most = labels == budgets[-1]

@@ -68,12 +68,18 @@ def make_one(spec):
 def test_a_unit_with_one_unmeasurable_source_keeps_the_numbers_of_the_others():
     from dask.distributed import Client, LocalCluster
     sources = [{"source": name} for name in ("graph", "broken", "exemplar")]
-    plan_units = {"parent": study.Unit("parent", make_one, {"name": "parent"}),
+    plan_units = {"parent": study.Unit("parent", make_one, {"name": "parent"}, weight=5),
                   "eval": study.Unit("eval", measure_sources, {"name": "eval", "sources": sources}, ("parent",)),
                   "fine": study.Unit("fine", measure_sources, {"name": "fine", "sources": sources[:1]}, ("parent",))}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
+        submitted = []
+        submit = client.submit
+        client.submit = lambda *args, **kwargs: submitted.append(kwargs) or submit(*args, **kwargs)
         results, failed, split = study.run_units(plan_units, client, progress=False)
+    # keyed by the unit's function (its Dask task group), the heaviest first
+    assert [k["key"].split("-")[0] for k in submitted[:3]] == ["make_one", "measure_sources", "measure_sources"]
+    assert [k["priority"] for k in submitted[:3]] == [5, 1, 1] and all(k["pure"] is False for k in submitted)
     assert set(split) == {"eval/graph", "eval/broken", "eval/exemplar"}
     assert set(failed) == {"eval/broken"} and "cannot be fitted" in failed["eval/broken"]
     assert results["eval/graph"]["rows"] == [{"source": "graph", "parents": [1]}]
@@ -158,6 +164,19 @@ def test_study_runs_on_a_separately_started_cluster(quick_study, tmp_path, data_
     assert joined["engine"]["address"] == address and joined["engine"]["workers"] == 2
     assert joined["engine"]["computed"] == joined["engine"]["units"]  # every unit ran on that cluster
     assert joined["rows"] == resumed["rows"] and joined["summary"] == resumed["summary"]
+
+
+def test_dask_groups_the_units_by_their_function_not_by_their_dataset(data_dir):
+    """study.unit_key: Dask's task group (key_split) is the unit's function for every unit of the plan, so that the
+    dependency-free trainings form one group of root tasks, whichever dataset's name leads the unit's name."""
+    from dask.utils import key_split
+    plan_units = study.plan(study.study_settings(), data_dir, "out")
+    groups = {unit.name: key_split(study.unit_key(unit, "1234-5678")) for unit in plan_units.values()}
+    assert groups["fashion-mnist/resnet/s0/base"] == "vae_unit" == groups["mnist/default/s0/cvae"]
+    assert {unit.func.__name__ for unit in plan_units.values()} == set(groups.values()) == {
+        "vae_unit", "classifier_unit", "unlabelled_unit", "evaluation_unit"}
+    assert all(groups[name] == unit.func.__name__ for name, unit in plan_units.items())
+    assert len({study.unit_key(unit, "1") for unit in plan_units.values()}) == len(plan_units)  # unique keys
 
 
 def test_an_unreachable_cluster_is_one_clear_error(tmp_path, data_dir):
@@ -254,6 +273,40 @@ def test_the_design_figure_shows_each_designs_samples(tmp_path):
         results[f"mnist/{design}/s0/base"] = {"path": path}
     figure = study.design_samples(results, settings, str(tmp_path), n=4)
     assert figure.endswith("study_designs.png") and os.path.getsize(figure) > 2000
+
+
+def test_each_designs_cost_is_read_from_its_checkpoint_and_reported(tmp_path):
+    """study.design_costs: parameters, epochs and the last epoch's seconds of each design's base checkpoint; the
+    decoder line of the prose names them per design (a design without a checkpoint says nothing of its cost)."""
+    import models
+    results, settings = {}, {"datasets": ["mnist"], "designs": {"default": {}, "seed design": {"latent_dim": 4}},
+                             "seeds": [0]}
+    model = models.ConvVAE(4)
+    path = str(tmp_path / "seed.pt")
+    history = [{"epoch": 1, "val_loss": 2.0, "val_kl": 9.0, "seconds": 40.0},
+               {"epoch": 2, "val_loss": 1.0, "val_kl": 3.25, "seconds": 81.4},
+               {"epoch": 3, "val_loss": 1.5, "val_kl": 0.0, "seconds": 122.0}]  # epoch 2's weights are kept
+    models.save_checkpoint(path, model, models.StandardNormalPrior(4), {}, history)
+    results["mnist/seed-design/s0/base"] = {"path": path}
+    costs = study.design_costs(results, settings)
+    parameters = sum(p.numel() for p in model.parameters())
+    assert costs == {"mnist": {"seed design": {"parameters": parameters, "epochs": 3, "train_seconds": 122.0,
+                                               "reused": False, "val_kl": 3.25}}}
+    report_json = {**fake_study(), "design_costs": costs}
+    prose = study_report.study_prose(report_json)
+    assert "its base VAE's parameters, epochs and training seconds, as its checkpoint records them from the run " \
+        "that trained it, and its validation KL per image" in prose
+    assert (f"seed design 0 of 3, 0.9, 0.950 (worst 0.950), {parameters:,} parameters, 3 epochs in 122 s, "
+            f"KL 3.25 nats.") in prose
+    assert "default 0 of 3, 0.9, 0.950 (worst 0.950);" in prose  # no checkpoint, no cost
+    results["mnist/seed-design/s0/base"]["cached"] = True  # kept from an earlier run: said so
+    assert "3 epochs in 122 s (an earlier run), KL 3.25 nats." in study_report.study_prose(
+        {**fake_study(), "design_costs": study.design_costs(results, settings)})
+    collapsed = {"parameters": 10, "epochs": 1, "train_seconds": 5.0, "val_kl": -6.6e-10}  # rounding below 0
+    assert study_report.cost_phrase(collapsed) == ", 10 parameters, 1 epoch in 5 s, KL 0.00 nats"
+    results["mnist/default/s0/base"] = {"path": str(tmp_path / "missing.pt")}  # unreadable here: left out
+    assert set(study.design_costs(results, settings)["mnist"]) == {"seed design"}
+    assert "cost to train" not in study_report.study_prose(fake_study())
 
 
 def test_the_fully_labelled_reference_draws_each_goal_from_its_class_posteriors(small_data):
