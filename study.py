@@ -63,6 +63,20 @@ def study_settings(size="full"):
     return settings
 
 
+def cell_name(dataset, design, seed):
+    """The prefix of every unit of one dataset, design and seed: "<dataset>/<design, spaces as dashes>/s<seed>"."""
+    return f"{dataset}/{design.replace(' ', '-')}/s{seed}"
+
+
+def design_bases(results, settings):
+    """(dataset, design, result) of each design's base VAE unit that finished, for the study's first seed."""
+    for dataset in settings["datasets"]:
+        for design in settings["designs"]:
+            unit = f"{cell_name(dataset, design, settings['seeds'][0])}/base"
+            if unit in results:
+                yield dataset, design, results[unit]
+
+
 def plan(settings, data_dir, out_dir, device="cpu"):
     """Every unit of the study, keyed by name, each after the units it depends on, each computing on `device`."""
     plan_units = {}
@@ -85,7 +99,7 @@ def plan(settings, data_dir, out_dir, device="cpu"):
         for design, changes in settings["designs"].items():
             default = design == DEFAULT_DESIGN  # every measurement; another design: its decoder ceilings
             for seed in settings["seeds"]:
-                cell = f"{dataset}/{design.replace(' ', '-')}/s{seed}"
+                cell = cell_name(dataset, design, seed)
                 cfg = run.replace(seed=seed, **changes)
                 base = add(f"{cell}/base", units.vae_unit, cfg, weight=cfg.epochs_base, model="base")
                 for c in settings["classes"]:
@@ -154,8 +168,9 @@ def unit_key(unit, token):
 
 def run_units(plan_units, client, progress=True):
     """Submit every unit with its dependencies, the heaviest first where several are ready, by the plan's rough
-    weights (longest processing time first shortens the whole run); one progress bar. Returns ({name: result}, {name: error}, {name:
-    unit}: the units measured source by source (split_sources) because their unit failed as a whole)."""
+    weights (longest processing time first shortens the whole run); one progress bar. Returns ({name: result},
+    {name: error}, {name: unit}: the units measured source by source (split_sources) because their unit failed as a
+    whole)."""
     from dask.distributed import as_completed
     token = f"{os.getpid()}-{time.time_ns()}"  # keys unique to this run, on a shared cluster too
     futures, names, results, failed, split = {}, {}, {}, {}, {}
@@ -312,27 +327,24 @@ def main(argv=None):
 def design_costs(results, settings):
     """{dataset: {design: {"parameters", "epochs", "train_seconds", "reused", "val_kl"}}}: what each design's base
     VAE (the study's first seed) costs, read from its checkpoint's training history (seconds from the start of
-    fitting.fit to the end of its last epoch, on whatever load the training ran under), and the validation KL of the epoch whose weights it keeps (near 0: the posterior collapsed, and
-    the decoder ignores z). The seconds are those of the study run that trained it: "reused" marks a unit kept from an earlier run. A
-    checkpoint this process cannot read (on another machine of a remote cluster) is left out with a warning, so that
-    the study's numbers are still written."""
+    fitting.fit to the end of its last epoch, on whatever load the training ran under), and the validation KL of the
+    epoch whose weights it keeps (near 0: the posterior collapsed, and the decoder ignores z). The seconds are those
+    of the run that trained it: "reused" marks a unit kept from an earlier run. A checkpoint this process cannot read
+    (on another machine of a remote cluster) is left out with a warning, so that the study's numbers are still
+    written."""
     costs = {}
-    for dataset in settings["datasets"]:
-        for design in settings["designs"]:
-            unit = f"{dataset}/{design.replace(' ', '-')}/s{settings['seeds'][0]}/base"
-            if unit not in results:
-                continue
-            try:
-                model, _, checkpoint = models.load_checkpoint(results[unit]["path"])
-            except CheckpointError as error:
-                print(f"warning: no training cost for {unit}: {error}")
-                continue
-            history = checkpoint["history"]
-            best = min(history, key=lambda entry: entry["val_loss"])  # the weights the checkpoint keeps
-            costs.setdefault(dataset, {})[design] = {
-                "parameters": sum(p.numel() for p in model.parameters()), "epochs": len(history),
-                "train_seconds": history[-1]["seconds"], "reused": bool(results[unit].get("cached", False)),
-                "val_kl": best["val_kl"]}
+    for dataset, design, result in design_bases(results, settings):
+        try:
+            model, _, checkpoint = models.load_checkpoint(result["path"])
+        except CheckpointError as error:
+            print(f"warning: no training cost for the {design} design on {dataset}: {error}")
+            continue
+        history = checkpoint["history"]
+        best = min(history, key=lambda entry: entry["val_loss"])  # the weights the checkpoint keeps
+        costs.setdefault(dataset, {})[design] = {
+            "parameters": sum(p.numel() for p in model.parameters()), "epochs": len(history),
+            "train_seconds": history[-1]["seconds"], "reused": bool(result.get("cached", False)),
+            "val_kl": best["val_kl"]}
     return costs
 
 
@@ -340,15 +352,11 @@ def design_samples(results, settings, figures_dir, n=16, seed=constants.SEED):
     """figures_dir/study_designs.png: n draws of z ~ N(0, I) through each design's base VAE (the study's first seed),
     one row per dataset and design, so that the default's samples sit beside every other design's."""
     rows, names = [], []
-    for dataset in settings["datasets"]:
-        for design in settings["designs"]:
-            unit = f"{dataset}/{design.replace(' ', '-')}/s{settings['seeds'][0]}/base"
-            if unit not in results:
-                continue
-            model = models.load_checkpoint(results[unit]["path"])[0]
-            torch.manual_seed(seed)
-            rows.append(models.decode_prior_samples(model, models.StandardNormalPrior(model.latent_dim), n))
-            names.append(f"{datasets.DATASETS[dataset][1]}, {design}")
+    for dataset, design, result in design_bases(results, settings):
+        model = models.load_checkpoint(result["path"])[0]
+        torch.manual_seed(seed)
+        rows.append(models.decode_prior_samples(model, models.StandardNormalPrior(model.latent_dim), n))
+        names.append(f"{datasets.DATASETS[dataset][1]}, {design}")
     path = os.path.join(figures_dir, "study_designs.png")
     plots.image_grid(torch.cat(rows), path, "z ~ N(0, I) through each base VAE; rows: " + "; ".join(names), ncols=n)
     return path

@@ -65,7 +65,7 @@ def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():
     for entry in result["summary"]:  # every draw, but where a sampler could not be fitted, which the README names
         if entry["method"].startswith("sampler: "):
             for draw in sorted(set(result["settings"]["draws"]) - set(entry["draws"])):
-                unit = (f"{entry['dataset']}/{entry['design'].replace(' ', '-')}/s{entry['seeds'][0]}/"
+                unit = (f"{study.cell_name(entry['dataset'], entry['design'], entry['seeds'][0])}/"
                         f"g{''.join(map(str, entry['goals']))}/samplers-n{entry['labels']}-d{draw}/")
                 assert any(name.startswith(unit) and units.sampler_method(name[len(unit):]) == entry["method"]
                            for name in result["failed_sources"]), (entry["method"], entry["labels"], draw)
