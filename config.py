@@ -267,12 +267,13 @@ class RunConfig:
         return f"RunConfig({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
 
-def add_setting_flags(parser, kinds=ARTEFACTS, title="settings (defaults from constants.py)"):
-    """One --flag per setting that affects any of `kinds`; an absent flag leaves no attribute (the default applies),
-    so `--expert-labels all` (None) still overrides a numeric default."""
+def add_setting_flags(parser, kinds=ARTEFACTS, title="settings (defaults from constants.py)", exclude=()):
+    """One --flag per setting that affects any of `kinds`, except the settings named in `exclude` (those the script
+    sets itself); an absent flag leaves no attribute (the default applies), so `--expert-labels all` (None) still
+    overrides a numeric default."""
     group = parser.add_argument_group(title)
     for s in SETTINGS:
-        if not set(s.affects) & set(kinds):
+        if not set(s.affects) & set(kinds) or s.name in exclude:
             continue
         default = s.default()
         shown = "all" if default is None and s.parse is parse_count_or_all else default

@@ -6,15 +6,20 @@ how each model design (STUDY_DESIGNS: latent size, body, likelihood) draws each 
     python study.py --workers 1                  # the local cluster's size (default: one worker per core)
     python study.py --address tcp://host:8786    # run the units on an existing Dask cluster instead
     python study.py --device cuda                # every unit on the GPU, the workers sharing it
+    python study.py --variant latent-32          # the default design's study at a latent of 32 (STUDY_VARIANTS),
+                                                 # set beside the default's in the README
+    python study.py --designs default --latent-dim 8 --out-dir runs/l8   # any setting flag, for every unit
 
 Every training and every evaluation is one unit of work (units.py) on a Dask cluster, started here sized to the
 machine (one single-threaded worker per core), or joined with --address (or $DASK_SCHEDULER_ADDRESS). A unit waits
 for the units it needs (a fine-tune for its base model) and stores its result under its identity in
 <out>/units/, so a killed study loses only the units in flight and a rerun recomputes exactly those.
 """
+import contextlib
 import itertools
 import logging
 import os
+import platform
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -45,6 +50,10 @@ class Unit:
     weight: int = 1  # rough cost (epochs, sources measured): the progress bar's estimate, and the Dask priority
 
 
+# a training's cost per epoch by body, against the conv body's: the plan's weights, so that the heaviest training
+# starts first (measured in the study of 2026-12-01: the residual body's Fashion-MNIST base VAE took 1,055 s for the
+# conv body's 276 s, both 12 epochs); a body not named here counts as the conv body
+EPOCH_COST = {"conv": 1, "resnet": 4}
 DEFAULT_DESIGN = "default"  # constants.py's model settings; STUDY_DESIGNS names the others by what they change
 SIZES = {"full": {}, "medium": constants.MEDIUM_STUDY, "quick": constants.QUICK_STUDY}
 OUT_DIRS = {"full": constants.STUDY_OUT_DIR, "medium": constants.MEDIUM_STUDY_OUT_DIR,
@@ -61,6 +70,42 @@ def study_settings(size="full"):
                 "eval_samples": constants.STUDY_EVAL_SAMPLES, "run": {}}
     settings.update(SIZES[size])
     return settings
+
+
+# the settings the plan sets itself (per unit: each goal, budget, draw, seed, dataset; per study size: the samples
+# per row), so no flag overrides them
+PLANNED_SETTINGS = ("dataset", "seed", "goals", "expert_labels", "label_draw", "eval_samples")
+
+
+def with_overrides(settings, dataset=None, designs=None, run=None):
+    """The study's settings narrowed to one dataset and to some designs, with run settings changed for every unit
+    (study.py's --dataset, --designs and setting flags: e.g. the whole study at another latent size, without editing
+    constants.py). One-line ConfigError for a design that is not planned or a setting the plan sets itself."""
+    settings = {**settings, "run": dict(settings["run"])}
+    if dataset:
+        settings["datasets"] = [dataset]
+    if designs:
+        unknown = [d for d in designs if d not in settings["designs"]]
+        if unknown:
+            raise config.ConfigError(f"unknown design(s) {', '.join(map(repr, unknown))}: choose from "
+                                     f"{', '.join(map(repr, settings['designs']))}")
+        settings["designs"] = {d: settings["designs"][d] for d in settings["designs"] if d in designs}
+    planned = sorted(set(run or {}) & set(PLANNED_SETTINGS))
+    if planned:
+        raise config.ConfigError(f"the study sets {', '.join(planned)} itself, unit by unit")
+    settings["run"].update(run or {})
+    config.RunConfig(**settings["run"]).validate()  # here, with the one-line error, not inside a worker
+    return settings
+
+
+def variant_out_dir(name, size="full"):
+    """Where a variant's units go: the size's folder with the variant's name, runs/study-latent-32 for the full one."""
+    return f"{OUT_DIRS[size]}-{name}"
+
+
+def variant_settings(name, size="full"):
+    """The study of a variant (STUDY_VARIANTS): the default design alone, its run settings changed for every unit."""
+    return with_overrides(study_settings(size), designs=[DEFAULT_DESIGN], run=constants.STUDY_VARIANTS[name])
 
 
 def cell_name(dataset, design, seed):
@@ -101,7 +146,8 @@ def plan(settings, data_dir, out_dir, device="cpu"):
             for seed in settings["seeds"]:
                 cell = cell_name(dataset, design, seed)
                 cfg = run.replace(seed=seed, **changes)
-                base = add(f"{cell}/base", units.vae_unit, cfg, weight=cfg.epochs_base, model="base")
+                training = cfg.epochs_base * EPOCH_COST.get(cfg.arch, 1)  # the weight of a base VAE or CVAE
+                base = add(f"{cell}/base", units.vae_unit, cfg, weight=training, model="base")
                 for c in settings["classes"]:
                     evaluation(f"{cell}/g{c}/references", cfg.replace(goals=[c]).validate(), design, None, [
                         {"method": units.REAL, "source": "real", "beta": None, "labels": None},
@@ -109,7 +155,7 @@ def plan(settings, data_dir, out_dir, device="cpu"):
                         (classifier, base))
                 if not default:
                     continue
-                cvae = add(f"{cell}/cvae", units.vae_unit, cfg, weight=cfg.epochs_base, model="cvae")
+                cvae = add(f"{cell}/cvae", units.vae_unit, cfg, weight=training, model="cvae")
                 unlabelled = add(f"{cell}/unlabelled", units.unlabelled_unit, cfg, (base,), 3)
                 for c in settings["classes"]:
                     evaluation(f"{cell}/g{c}/cvae", cfg.replace(goals=[c]).validate(), design, None,
@@ -129,6 +175,18 @@ def plan(settings, data_dir, out_dir, device="cpu"):
                                    [{"method": units.sampler_method(name), "source": name, "beta": None,
                                      "labels": tag} for name in names], (classifier, base), unlabelled=unlabelled)
     return plan_units
+
+
+def machine():
+    """The machine that drives the study, and so runs a local cluster's workers (not those of a cluster joined with
+    --address, which may differ): its CPU's model, torch and Python. The
+    same seed and settings give the same numbers on one machine, not across CPUs, whose floating point differs in the
+    last digits (measured: a classifier trained anew on another machine, 99.33% against 99.42% test accuracy)."""
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
 
 
 def connect(address, workers):
@@ -251,8 +309,8 @@ def main(argv=None):
                       help=f"a medium study (MEDIUM_STUDY; what bench.py times), in {OUT_DIRS['medium']}/")
     parser.add_argument("--out-dir", default=None,
                         help=f"unit results, checkpoints and logs (default {OUT_DIRS['full']!r}, or the size's "
-                             f"folder); figures to OUT_DIR/figures unless this is the default full study, whose "
-                             f"figures go to figures/")
+                             f"folder); figures to OUT_DIR/figures, but for the default full study (figures/) and "
+                             f"a full --variant NAME (figures/study-NAME/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="worker processes of the local cluster, one thread each (default: one per core, "
                              "%(default)s here)")
@@ -267,16 +325,35 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu",
                         help="where every unit computes: cpu (default), cuda or mps; on one GPU, the --workers "
                              "workers share it, each running one unit at a time")
+    parser.add_argument("--designs", nargs="+", default=None, metavar="DESIGN",
+                        help=f"study these designs only (default: every one in STUDY_DESIGNS: "
+                             f"{', '.join(map(repr, constants.STUDY_DESIGNS))}); the samplers run on "
+                             f"{DEFAULT_DESIGN!r}")
+    parser.add_argument("--variant", default=None, choices=list(constants.STUDY_VARIANTS),
+                        help="the default design's study with the settings STUDY_VARIANTS names changed (a candidate "
+                             "default, samplers and all): units in OUT_DIR-NAME, figures in figures/study-NAME/ for "
+                             "the full size, and the README's comparison with the default's study")
+    config.add_setting_flags(parser, title="the study's run settings (defaults from constants.py; a design changes "
+                                           "its own settings from these)", exclude=PLANNED_SETTINGS)
     args = parser.parse_args(argv)
     if args.workers < 1:
         raise config.ConfigError(f"--workers must be >= 1, got {args.workers}")
     device = models.pick_device(args.device)  # here, with the one-line error, not inside a worker
-    settings = study_settings(args.size)
-    if args.dataset:
-        settings["datasets"] = [args.dataset]
-    out_dir = os.path.abspath(args.out_dir or OUT_DIRS[args.size])
-    default_full = os.path.abspath(OUT_DIRS["full"]) == out_dir and args.size == "full" and not args.dataset
-    figures_dir = "figures" if default_full else os.path.join(out_dir, "figures")
+    run = {s.name: getattr(args, s.name) for s in config.SETTINGS
+           if s.name not in PLANNED_SETTINGS and hasattr(args, s.name)}
+    if args.variant and (run or args.designs):
+        raise config.ConfigError("--variant sets the design and the settings itself: leave out --designs and the "
+                                 "setting flags, or leave out --variant")
+    settings = variant_settings(args.variant, args.size) if args.variant else study_settings(args.size)
+    settings = with_overrides(settings, args.dataset, args.designs, run)
+    out_dir = os.path.abspath(args.out_dir or (variant_out_dir(args.variant, args.size) if args.variant
+                                               else OUT_DIRS[args.size]))
+    default_full = os.path.abspath(OUT_DIRS["full"]) == out_dir and settings == study_settings("full")
+    variant_full = args.variant and os.path.abspath(variant_out_dir(args.variant)) == out_dir \
+        and settings == variant_settings(args.variant)
+    # the committed figures only from the study they hold, so that no other run writes over them
+    figures_dir = "figures" if default_full else study_report.variant_folder(args.variant) if variant_full \
+        else os.path.join(out_dir, "figures")
     data_dir = os.path.abspath(datasets.resolve_data_dir(args.data_dir))
     for dataset in settings["datasets"]:  # fail here, with the one-line message, not inside a worker
         datasets.read_raw(dataset, data_dir, download=constants.DOWNLOAD)
@@ -303,7 +380,7 @@ def main(argv=None):
     if cache.code_fingerprints() != code:
         raise cli.EngineError("the code changed while the study ran: rerun it")  # a comment-only edit is no change
     study = {"size": args.size, "settings": settings, "code": code, "engine": {**engine, "threads_per_worker": 1,
-                                                               "device": str(device),
+                                                               "device": str(device), "driver": machine(),
                                                                "units": len(plan_units), "computed": computed,
                                                                "split_units": len(split)},
              "classifier_test_accuracy": {d: results[f"{d}/classifier"]["accuracy"] for d in settings["datasets"]
@@ -320,6 +397,8 @@ def main(argv=None):
                                 f"are in {partial}/ and kept, so a rerun does only the rest")
     study_report.write_study(study, figures_dir, update_readme=default_full)
     design_samples(results, settings, figures_dir)
+    if default_full or variant_full:  # the comparisons of the default's study with its variants' studies
+        study_report.write_variant_blocks()
     print(f"study: {computed} units computed, {len(plan_units) - computed} reused; figures and numbers in "
           f"{figures_dir}/ ({study['wall_seconds'] / 60:.1f} min)")
 

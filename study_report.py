@@ -6,6 +6,7 @@ import os
 from collections import defaultdict
 
 import cache
+import config
 import constants
 import datasets
 import evaluate
@@ -216,7 +217,8 @@ def study_markdown(study):
              f"expert's labels per class and budget; {s['eval_samples']:,} samples per row; {engine['units']} units on "
              f"{engine['workers']} Dask worker(s) (device {engine.get('device', 'cpu')}), "
              f"{study['wall_seconds'] / 60:.0f} min wall, "
-             f"{engine['computed']} computed. Sampler cells: mean over the draws, the worst draw in brackets."]
+             f"{engine['computed']} computed. Sampler cells: mean over the draws, the worst draw in brackets."
+             + (f" Every unit's settings changed from constants.py: {changed_settings(study)}." if s.get("run") else "")]
     for dataset in s["datasets"]:
         title = datasets.DATASETS[dataset][1]
         lines += ["", f"**{title}: what each decoder draws of each class** (the classifier on real test images, "
@@ -511,3 +513,190 @@ def write_study(study, figures_dir, update_readme=False, readme="README.md"):
     if update_readme:
         for name, text in blocks.items():
             report.update_block(name, text, readme)
+
+
+# --- a variant of the default, against the default -----------------------------------------------------
+
+def changed_settings(study):
+    """The run settings a study changed for every unit, from constants.py: 'latent_dim 32' for a --variant, the
+    size's settings for a quick or medium study; '' for none."""
+    return ", ".join(f"{name} {value}" for name, value in study["settings"]["run"].items())
+
+
+def default_name(variant):
+    """The default's values of the settings a variant changes: 'latent_dim 16 (the default)'."""
+    return ", ".join(f"{name} {config.BY_NAME[name].default()}" for name in variant["settings"]["run"]) \
+        + " (the default)"
+
+
+def _over_classes(rows, dataset, method, labels):
+    """(mean target rate over class draws, the worst class draw's, its name); None where not measured."""
+    values = [(r["target_rate"], c, k) for c in rows.settings["classes"]
+              for k, r in rows.get(dataset, [c], method, labels).items()]
+    if not values:
+        return None
+    worst = min(values)
+    return mean(v for v, _, _ in values), worst[0], draw_name(rows, dataset, worst[1], worst[2])
+
+
+def _best_sampler_metric(rows, dataset, labels, key):
+    """(mean over classes, worst class value, worst class) of the best sampler's (best_sampler) metric, per class."""
+    per_class = {}
+    for c in rows.settings["classes"]:
+        best = best_sampler(rows, dataset, c, labels)
+        if best:
+            per_class[c] = mean_of(rows.get(dataset, [c], best, labels), key)
+    if not per_class:
+        return None
+    worst = (max if key == "fd_goal" else min)(per_class, key=per_class.get)
+    return mean(per_class.values()), per_class[worst], f"class {class_label(dataset, worst)}"
+
+
+def _within_cvae(rows, dataset, labels):
+    """Classes where the best sampler from `labels` is within CVAE_GAP of the CVAE drawn from its class's posteriors."""
+    within = total = 0
+    for c in rows.settings["classes"]:
+        best, reference = best_sampler(rows, dataset, c, labels), rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
+        if best and reference:
+            total += 1
+            within += mean_of(rows.get(dataset, [c], best, labels)) >= mean_of(reference) - evaluate.CVAE_GAP
+    return f"{within} of {total}" if total else "n/a"
+
+
+def ceiling_summary(rows, dataset, design=DEFAULT, where=""):
+    """{criterion: cell} of one design's decoder ceilings: classes reaching CEILING_SHARE of real, the Fréchet
+    distance and recall against real images (mean, worst class); `where` qualifies each criterion's name."""
+    s = rows.settings
+    ceilings = [r for c in s["classes"] for r in rows.get(dataset, [c], CEILING, design=design).values()]
+    if not ceilings:
+        return {}
+    return {f"classes whose decoder ceiling reaches {evaluate.CEILING_SHARE:.0%} of real{where}":
+            f"{sum(ceiling_reach(rows, dataset, c, design)[2] for c in s['classes'])} of {len(s['classes'])}",
+            f"ceiling: Fréchet distance to real goal images, mean (worst class){where}":
+            f"{mean(r['fd_goal'] for r in ceilings):.1f} ({max(r['fd_goal'] for r in ceilings):.1f})",
+            f"ceiling: recall against real images, mean (worst class){where}":
+            f"{mean(r['recall_real'] for r in ceilings):.3f} ({min(r['recall_real'] for r in ceilings):.3f})"}
+
+
+def variant_summary(rows, dataset, cost):
+    """{criterion: cell} for one study of one dataset: what issue 21 asks a default to hold (ceiling, sharpness, the
+    samplers' targets, cost), each a mean with the worst class or draw."""
+    s = rows.settings
+    method = sampler_method(study_default_sampler(rows))
+    out = ceiling_summary(rows, dataset)
+    budgets = rows.budgets()
+    for labels in budgets[::-1]:
+        got = _over_classes(rows, dataset, method, labels)
+        if got is None:
+            continue
+        judged = targets_of_few_labels(rows, dataset, method, labels, labels == budgets[-1])
+        out[f"`{sampler_name(method)}` from {labels} label{'s' if labels != '1' else ''}: target rate, mean (worst "
+            f"class draw); class draws meeting the target"] = \
+            f"{pct(got[0])} ({pct(got[1])}, {got[2]}); {sum(ok for _, _, ok in judged)} of {len(judged)}"
+    fewest = budgets[0]
+    found = [(r["found"][str(c)]["purity"], c, k) for c in s["classes"]
+             for k, r in rows.get(dataset, [c], method, fewest).items() if "found" in r]
+    if found:
+        worst = min(found)
+        out[f"the images `{sampler_name(method)}` takes as the goal from {fewest} label"
+            f"{'s' if fewest != '1' else ''}: purity, mean (worst class draw)"] = \
+            f"{mean(p for p, _, _ in found):.3f} ({worst[0]:.3f}, {draw_name(rows, dataset, worst[1], worst[2])})"
+    few = budgets[-1]
+    for key, name in (("fd_goal", "Fréchet distance to real goal images"), ("recall_real", "recall against real")):
+        got = _best_sampler_metric(rows, dataset, few, key)
+        if got:
+            out[f"the best sampler from {few} labels, per class: {name}, mean (worst class)"] = \
+                f"{got[0]:.{1 if key == 'fd_goal' else 3}f} ({got[1]:.{1 if key == 'fd_goal' else 3}f}, {got[2]})"
+    out[f"classes where the best sampler from {few} labels is within {100 * evaluate.CVAE_GAP:g} points of the CVAE "
+        f"drawn from its class's posteriors"] = _within_cvae(rows, dataset, few)
+    for goals in s["goal_sets"].get(dataset, []):
+        got = rows.get(dataset, goals, method, few)
+        if got:
+            shares = [r["goal_rates"][str(g)] / max(r["target_rate"], 1e-12) for r in got.values() for g in goals]
+            out[f"goals {datasets.class_names(dataset, goals)} from {few} labels each, `{sampler_name(method)}`: goal "
+                f"images, mean (worst draw); the smallest share of one goal"] = \
+                f"{pct(mean_of(got))} ({pct(min(r['target_rate'] for r in got.values()))}); {pct(min(shares))}"
+    if cost:  # not its seconds: the two studies may have trained on different machines
+        out["its base VAE's parameters"] = f"{cost['parameters']:,}"
+    return out
+
+
+def variant_block(study, variant, path):
+    """The README block comparing the default's study with a variant's (study.py --variant, its study.json at
+    `path`), dataset by dataset, on what issue 21 asks a new default to hold; beside them, where the default's study
+    has a design with the variant's settings, that design's ceilings under the default's judge; then per class."""
+    a, b = Rows(study), Rows(variant)
+    seeds = len(variant["settings"]["seeds"])
+    lines = [f"The default's study against the same study with {changed_settings(variant)} "
+             f"(`{path}`, {variant['engine']['units']} units, "
+             f"{variant['wall_seconds'] / 60:.0f} min wall on {variant['engine']['workers']} Dask worker(s), "
+             f"{variant['engine']['computed']} computed): {seeds} trained seed{'s' if seeds != 1 else ''}, every "
+             f"class, {len(variant['settings']['draws'])} label draws per class and budget."]
+    # each study trains its own judge: the same seed and settings give other weights on another CPU (its floating
+    # point), so the two judges' rates on the same real test images show how far the columns differ from that alone
+    judges = []
+    for dataset in variant["settings"]["datasets"]:
+        gaps = [abs(mean_of(a.get(dataset, [c], REAL)) - mean_of(b.get(dataset, [c], REAL)))
+                for c in variant["settings"]["classes"] if a.get(dataset, [c], REAL) and b.get(dataset, [c], REAL)]
+        accuracy = (study.get("classifier_test_accuracy", {}).get(dataset),
+                    variant.get("classifier_test_accuracy", {}).get(dataset))
+        if gaps and None not in accuracy:
+            judges.append(f"{datasets.DATASETS[dataset][1]} {100 * accuracy[0]:.2f}% and {100 * accuracy[1]:.2f}%, "
+                          f"their rates on the real test images of a class up to {100 * max(gaps):.1f} points apart")
+    if judges:
+        lines[0] += (" Each study trains its own evaluation classifier, with the same seed and settings, and judges "
+                     "its rates, Fréchet distances and recall with it (the last two in its features); test accuracy "
+                     "of the default's and the variant's: " + "; ".join(judges) + ".")
+    same = [d for d, changes in study["settings"]["designs"].items() if changes == variant["settings"]["run"]]
+    if same:
+        lines[0] += (f" The third column is the default's study's own design \"{same[0]}\", with the variant's "
+                     "settings: its ceilings only, judged by the default's classifier, so the like-for-like "
+                     "comparison of the ceilings.")
+    for dataset in variant["settings"]["datasets"]:
+        title = datasets.DATASETS[dataset][1]
+        left = variant_summary(a, dataset, study.get("design_costs", {}).get(dataset, {}).get(DEFAULT))
+        right = variant_summary(b, dataset, variant.get("design_costs", {}).get(dataset, {}).get(DEFAULT))
+        third = ceiling_summary(a, dataset, same[0]) if same else {}
+        cost = study.get("design_costs", {}).get(dataset, {}).get(same[0]) if same else None
+        third.update({"its base VAE's parameters": f"{cost['parameters']:,}"} if cost else {})
+        head = f"| | {default_name(variant)} | {changed_settings(variant)} |" + (
+            f" {same[0]}, in the default's study |" if same else "")
+        lines += ["", f"**{title}**", "", head, "|---|---|---|" + ("---|" if same else "")]
+        lines += [f"| {criterion} | {left.get(criterion, 'n/a')} | {right.get(criterion, 'n/a')} |"
+                  + (f" {third.get(criterion, 'not measured')} |" if same else "")
+                  for criterion in dict.fromkeys([*left, *right])]
+        method = sampler_method(study_default_sampler(b))
+        budgets = b.budgets()
+        lines += ["", f"{title} per class: the decoder ceiling, and `{sampler_name(method)}`'s target rate, mean "
+                      f"(worst draw), {default_name(variant)} → {changed_settings(variant)}:", "",
+                  "| class | real test images, the variant's judge | ceiling | "
+                  + " | ".join(f"`{sampler_name(method)}`, {n} label{'s' if n != '1' else ''}" for n in budgets[::-1])
+                  + " |", "|---" * (3 + len(budgets)) + "|"]
+        for c in variant["settings"]["classes"]:
+            lines.append(f"| {class_label(dataset, c)} | {100 * mean_of(b.get(dataset, [c], REAL)):.1f} | "
+                         f"{cell(a.get(dataset, [c], CEILING))} → {cell(b.get(dataset, [c], CEILING))} | "
+                         + " | ".join(f"{cell(a.get(dataset, [c], method, n))} → "
+                                      f"{cell(b.get(dataset, [c], method, n))}" for n in budgets[::-1]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def variant_folder(name):
+    """Where a full variant study (study.py --variant NAME) writes its study.json, study.md and figures."""
+    return os.path.join("figures", f"study-{name}")
+
+
+def variant_blocks(root="."):
+    """{README block "study-NAME": variant_block} for every variant of STUDY_VARIANTS whose full study is committed
+    beside the default's (figures/study.json under `root`, the repository)."""
+    blocks, study_path = {}, os.path.join(root, "figures", "study.json")
+    for name in constants.STUDY_VARIANTS:
+        path = os.path.join(variant_folder(name), "study.json")
+        if os.path.exists(study_path) and os.path.exists(os.path.join(root, path)):
+            blocks[f"study-{name}"] = variant_block(cache.read_json(study_path),
+                                                    cache.read_json(os.path.join(root, path)), path)
+    return blocks
+
+
+def write_variant_blocks(readme="README.md"):
+    for name, text in variant_blocks().items():
+        report.update_block(name, text, readme)

@@ -19,6 +19,8 @@ RESULTS = {"mnist": os.path.join(ROOT, "figures", "results.json"),
            "fashion-mnist": os.path.join(ROOT, "figures", "fashion-mnist", "results.json")}
 STUDY = os.path.join(ROOT, "figures", "study.json")
 BENCH = os.path.join(ROOT, "figures", "bench.json")
+VARIANTS = {name: os.path.join(ROOT, study_report.variant_folder(name), "study.json")
+            for name in constants.STUDY_VARIANTS}
 
 
 def load(path):
@@ -30,13 +32,15 @@ def expected_blocks():
     for path in RESULTS.values():
         blocks.update(report.results_blocks(load(path)))
     blocks.update(study_report.study_blocks(load(STUDY)))
+    blocks.update(study_report.variant_blocks(ROOT))
     blocks["bench"] = report.bench_markdown(load(BENCH))
     return blocks
 
 
 def test_every_generated_block_is_what_its_json_gives():
     blocks = expected_blocks()
-    assert set(blocks) == {"howto", "results-prose", "results-prose-fashion-mnist", "study", "study-prose", "bench"}
+    assert set(blocks) == {"howto", "results-prose", "results-prose-fashion-mnist", "study", "study-prose", "bench",
+                           *(f"study-{name}" for name in VARIANTS)}
     for name, text in blocks.items():
         assert report.read_block(name, README) == text, f"README block {name!r} differs from its JSON"
     for path in RESULTS.values():
@@ -71,6 +75,18 @@ def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():
                            for name in result["failed_sources"]), (entry["method"], entry["labels"], draw)
     for name, error in result["failed_sources"].items():
         assert f"`{name}`: {error}" in report.read_block("study", README)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_each_variant_is_its_full_study_with_todays_settings_and_nothing_failed(name):
+    variant = load(VARIANTS[name])
+    settings = study.variant_settings(name)
+    assert variant["size"] == "full" and variant["settings"] == json.loads(json.dumps(settings))
+    assert variant["code"] == cache.code_fingerprints(), "the variant comes from other code than today's: rerun it"
+    assert not variant["failed"] and not variant["failed_sources"]
+    assert variant["engine"]["units"] == len(study.plan(settings, "", ""))
+    assert open(VARIANTS[name].replace(".json", ".md")).read() == study_report.study_markdown(variant) + "\n" \
+        + study_report.study_prose(variant) + study_report.full_tables(variant)
 
 
 def test_no_two_different_models_or_samplers_share_a_number_in_the_study():

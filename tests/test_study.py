@@ -39,6 +39,10 @@ def test_the_plan_puts_every_unit_after_the_units_it_needs(data_dir, tmp_path):
     assert bernoulli == {**plan["fashion-mnist/default/s0/base"].spec["run"], "likelihood": "bernoulli"}
     assert plan["fashion-mnist/default/s0/base"].spec["run"]["likelihood"] == "calibrated-gaussian"
     assert {unit.spec["device"] for unit in plan.values()} == {"cpu"}  # every unit, trainings included
+    # the heaviest training first: the residual body's, then the conv body's, then the rest
+    heaviest = sorted(plan.values(), key=lambda unit: -unit.weight)
+    assert {unit.name for unit in heaviest[:2]} == {"mnist/resnet/s0/base", "fashion-mnist/resnet/s0/base"}
+    assert all(unit.func is units.vae_unit for unit in heaviest[:2 + 2 * 6])  # every base VAE and CVAE
     on_gpu = study.plan(study.study_settings("quick"), data_dir, str(tmp_path), torch.device("cuda"))
     assert {unit.spec["device"] for unit in on_gpu.values()} == {"cuda"}
 
@@ -106,6 +110,7 @@ def test_quick_study_writes_every_figure_and_number(quick_study):
     assert os.path.getsize(out / "figures" / "study_classes.png") > 5000
     settings = report_json["settings"]
     assert report_json["engine"]["address"] == "local" and report_json["engine"]["threads_per_worker"] == 1
+    assert report_json["engine"]["driver"] == study.machine()  # what the numbers' last digits depend on
     methods = {e["method"] for e in report_json["summary"]}
     assert {units.REAL, units.CEILING, units.CVAE, units.CVAE_POSTERIORS} <= methods
     # the reference is drawn from the class's posteriors, not N(0, I) with the label: another sample, other numbers
@@ -335,3 +340,70 @@ def test_the_fully_labelled_reference_draws_each_goal_from_its_class_posteriors(
     torch.manual_seed(1)
     z, labels = reference.sample_labelled(8)
     torch.testing.assert_close(images, cvae.decode(z, labels))
+
+
+def test_a_variant_is_the_default_designs_whole_study_with_its_settings_changed(data_dir, tmp_path):
+    """study.py --variant: every unit of the default design (samplers too), each with the variant's settings; no
+    other design, and nothing else of the plan changes."""
+    settings = study.variant_settings("latent-32", "quick")
+    assert settings["designs"] == {"default": {}} and settings["run"]["latent_dim"] == 32
+    assert {**settings, "run": {}, "designs": {}} == {**study.study_settings("quick"), "run": {}, "designs": {}}
+    variant, default = (study.plan(s, data_dir, str(tmp_path)) for s in (settings, study.study_settings("quick")))
+    assert set(variant) == set(default)  # the quick study holds only the default design
+    for name, unit in variant.items():
+        assert unit.spec["run"] == {**default[name].spec["run"], "latent_dim": 32}, name
+    # the same classifier (its identity holds none of the VAEs' settings), another base VAE
+    kinds = {kind: [study.config.RunConfig(**plan[name].spec["run"]).for_artefact(kind)
+                    for plan in (variant, default)] for kind, name in
+             (("classifier", "mnist/classifier"), ("base", "mnist/default/s0/base"))}
+    assert kinds["classifier"][0] == kinds["classifier"][1] and kinds["base"][0] != kinds["base"][1]
+    assert any("samplers" in name for name in variant)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "latent-32", "--latent-dim", "8"], "--variant sets the design and the settings itself"),
+    (["--variant", "latent-32", "--designs", "default"], "--variant sets the design and the settings itself"),
+    (["--designs", "default", "latent 9"], "unknown design(s) 'latent 9'"),
+    (["--latent-dim", "0"], "latent_dim (--latent-dim) must be an integer >= 1, got 0"),
+    (["--variant", "latent-9"], "invalid choice: 'latent-9'"),
+    (["--seed", "3"], "unrecognized arguments: --seed 3"),  # the plan sets the seeds (STUDY_SEEDS)
+])
+def test_a_study_flag_that_cannot_work_is_one_clear_error_before_any_unit(args, message, tmp_path, data_dir):
+    result = run_main_in_process("study", "--quick", *args, "--out-dir", str(tmp_path), "--data-dir", data_dir)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert not (tmp_path / "units").exists()
+
+
+def test_the_study_sets_its_planned_settings_itself():
+    with pytest.raises(study.config.ConfigError, match="the study sets goals, seed itself"):
+        study.with_overrides(study.study_settings("quick"), run={"seed": 3, "goals": [1]})
+
+
+def test_the_variant_block_sets_each_criterion_of_the_default_beside_the_variants():
+    default = fake_study(draws=(0, 1, 2))
+    variant = fake_study(draws=(0, 1, 2))
+    # the variant has the settings of the default study's "seed design", whose ceilings then stand beside it
+    variant["settings"] = {**variant["settings"], "designs": {"default": {}}, "run": {"latent_dim": 4}}
+    for row in variant["rows"]:  # the variant draws 5 points more of every goal, and reconstructs more sharply
+        row["target_rate"] = min(1.0, row["target_rate"] + 0.05)
+        row["fd_goal"] = 0.5
+    default["classifier_test_accuracy"], variant["classifier_test_accuracy"] = {"mnist": 0.9933}, {"mnist": 0.9942}
+    block = study_report.variant_block(default, variant, "figures/study-x/study.json")
+    assert "| | latent_dim 16 (the default) | latent_dim 4 | seed design, in the default's study |" in block
+    assert "`figures/study-x/study.json`" in block and "1 trained seed, every class, 3 label draws" in block
+    # each study's own judge: its accuracy, and how far the two judges' rates on the same real images lie apart
+    assert "MNIST 99.33% and 99.42%, their rates on the real test images of a class up to 1.0 points apart" in block
+    # graph from 10 labels, classes 0, 3, 6, draws 0-2: 0.5 + 0.2 draw + 0.01 c (the variant 5 points more, at most
+    # 100%); the worst is class 0, draw 0; the target (within 1 point of the ceiling, 0.90 and 0.95) only on draw 2
+    assert "| `graph` from 10 labels: target rate, mean (worst class draw); class draws meeting the target " \
+           "| 73.0% (50.0%, class 0, draw 0); 3 of 9 | 77.9% (55.0%, class 0, draw 0); 3 of 9 | not measured |" \
+        in block
+    # the ceilings: the default's 0.90, the variant's 0.95, the default study's seed design 0.80 (of real 0.99)
+    assert "| classes whose decoder ceiling reaches 95% of real | 0 of 3 | 3 of 3 | 0 of 3 |" in block
+    assert "| ceiling: Fréchet distance to real goal images, mean (worst class) | 0.9 (0.9) | 0.5 (0.5) " \
+           "| 0.9 (0.9) |" in block
+    assert "| goals 6 + 9 from 10 labels each, `graph`: goal images, mean (worst draw); the smallest share of one " \
+           "goal | 85.0% (80.0%); 43.8% | 90.0% (85.0%); 41.2% | not measured |" in block
+    # per class: the variant judge's real rate, the ceiling, then graph from 10 and from 1 label, default -> variant
+    assert "| 3 | 100.0 | 90.0 → 95.0 | 73.0 (53.0) → 78.0 (58.0) | 73.0 (53.0) → 78.0 (58.0) |" in block
