@@ -218,7 +218,8 @@ def study_markdown(study):
              f"{engine['workers']} Dask worker(s) (device {engine.get('device', 'cpu')}), "
              f"{study['wall_seconds'] / 60:.0f} min wall, "
              f"{engine['computed']} computed. Sampler cells: mean over the draws, the worst draw in brackets."
-             + (f" Every unit's settings changed from constants.py: {changed_settings(study)}." if s.get("run") else "")]
+             + (f" Every unit's settings changed from constants.py: {changed_settings(study)}."
+                if s.get("run") else "")]
     for dataset in s["datasets"]:
         title = datasets.DATASETS[dataset][1]
         lines += ["", f"**{title}: what each decoder draws of each class** (the classifier on real test images, "
@@ -556,31 +557,33 @@ def _within_cvae(rows, dataset, labels):
     """Classes where the best sampler from `labels` is within CVAE_GAP of the CVAE drawn from its class's posteriors."""
     within = total = 0
     for c in rows.settings["classes"]:
-        best, reference = best_sampler(rows, dataset, c, labels), rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
+        best = best_sampler(rows, dataset, c, labels)
+        reference = rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
         if best and reference:
             total += 1
             within += mean_of(rows.get(dataset, [c], best, labels)) >= mean_of(reference) - evaluate.CVAE_GAP
     return f"{within} of {total}" if total else "n/a"
 
 
-def ceiling_summary(rows, dataset, design=DEFAULT, where=""):
+def ceiling_summary(rows, dataset, design=DEFAULT):
     """{criterion: cell} of one design's decoder ceilings: classes reaching CEILING_SHARE of real, the Fréchet
-    distance and recall against real images (mean, worst class); `where` qualifies each criterion's name."""
+    distance and recall against real images (mean, worst class)."""
     s = rows.settings
     ceilings = [r for c in s["classes"] for r in rows.get(dataset, [c], CEILING, design=design).values()]
     if not ceilings:
         return {}
-    return {f"classes whose decoder ceiling reaches {evaluate.CEILING_SHARE:.0%} of real{where}":
+    return {f"classes whose decoder ceiling reaches {evaluate.CEILING_SHARE:.0%} of real":
             f"{sum(ceiling_reach(rows, dataset, c, design)[2] for c in s['classes'])} of {len(s['classes'])}",
-            f"ceiling: Fréchet distance to real goal images, mean (worst class){where}":
+            f"ceiling: Fréchet distance to real goal images, mean (worst class)":
             f"{mean(r['fd_goal'] for r in ceilings):.1f} ({max(r['fd_goal'] for r in ceilings):.1f})",
-            f"ceiling: recall against real images, mean (worst class){where}":
+            f"ceiling: recall against real images, mean (worst class)":
             f"{mean(r['recall_real'] for r in ceilings):.3f} ({min(r['recall_real'] for r in ceilings):.3f})"}
 
 
 def variant_summary(rows, dataset, cost):
     """{criterion: cell} for one study of one dataset: what issue 21 asks a default to hold (ceiling, sharpness, the
-    samplers' targets, cost), each a mean with the worst class or draw."""
+    samplers' targets), each a mean with the worst class or draw, and the base VAE's parameters (from `cost`, its
+    design_costs entry; not its seconds, which depend on the machine)."""
     s = rows.settings
     method = sampler_method(study_default_sampler(rows))
     out = ceiling_summary(rows, dataset)
@@ -616,7 +619,7 @@ def variant_summary(rows, dataset, cost):
             out[f"goals {datasets.class_names(dataset, goals)} from {few} labels each, `{sampler_name(method)}`: goal "
                 f"images, mean (worst draw); the smallest share of one goal"] = \
                 f"{pct(mean_of(got))} ({pct(min(r['target_rate'] for r in got.values()))}); {pct(min(shares))}"
-    if cost:  # not its seconds: the two studies may have trained on different machines
+    if cost:
         out["its base VAE's parameters"] = f"{cost['parameters']:,}"
     return out
 
