@@ -594,7 +594,7 @@ def variant_summary(rows, dataset, cost):
             continue
         judged = targets_of_few_labels(rows, dataset, method, labels, labels == budgets[-1])
         out[f"`{sampler_name(method)}` from {labels} label{'s' if labels != '1' else ''}: target rate, mean (worst "
-            f"class draw); class draws meeting the target"] = \
+            f"class draw); class draws meeting the target ({target_rule(labels == budgets[-1])})"] = \
             f"{pct(got[0])} ({pct(got[1])}, {got[2]}); {sum(ok for _, _, ok in judged)} of {len(judged)}"
     fewest = budgets[0]
     found = [(r["found"][str(c)]["purity"], c, k) for c in s["classes"]
@@ -624,6 +624,19 @@ def variant_summary(rows, dataset, cost):
     return out
 
 
+def target_changes(a, b, dataset, method, labels, most_labels):
+    """'met on the default only: class 2, draw 0; class 7, draw 0. Met on the variant only: none': the class draws
+    whose verdict (targets_of_few_labels) differs between two studies' rows, the same draws of the labels in both."""
+    verdicts = [{(c, key): ok for c, key, ok in targets_of_few_labels(rows, dataset, method, labels, most_labels)}
+                for rows in (a, b)]
+    shared = sorted(set(verdicts[0]) & set(verdicts[1]))
+
+    def only(first, second):
+        names = [draw_name(a, dataset, c, key) for c, key in shared if first[(c, key)] and not second[(c, key)]]
+        return "; ".join(names) or "none"
+    return f"met on the default only: {only(*verdicts)}. Met on the variant only: {only(*verdicts[::-1])}"
+
+
 def variant_block(study, variant, path):
     """The README block comparing the default's study with a variant's (study.py --variant, its study.json at
     `path`), dataset by dataset, on what issue 21 asks a new default to hold; beside them, where the default's study
@@ -648,8 +661,9 @@ def variant_block(study, variant, path):
                           f"their rates on the real test images of a class up to {100 * max(gaps):.1f} points apart")
     if judges:
         lines[0] += (" Each study trains its own evaluation classifier, with the same seed and settings, and judges "
-                     "its rates, Fréchet distances and recall with it (the last two in its features); test accuracy "
-                     "of the default's and the variant's: " + "; ".join(judges) + ".")
+                     "its rates, Fréchet distances and recall with it (the last two in its features, for which the "
+                     "two have no common yardstick); test accuracy of the default's and the variant's: "
+                     + "; ".join(judges) + ".")
     same = [d for d, changes in study["settings"]["designs"].items() if changes == variant["settings"]["run"]]
     if same:
         lines[0] += (f" The third column is the default's study's own design \"{same[0]}\", with the variant's "
@@ -670,6 +684,9 @@ def variant_block(study, variant, path):
                   for criterion in dict.fromkeys([*left, *right])]
         method = sampler_method(study_default_sampler(b))
         budgets = b.budgets()
+        lines += ["", f"{title}, the class draws whose `{sampler_name(method)}` target is met by one of the two only:",
+                  ""] + [f"- from {n} label{'s' if n != '1' else ''}: "
+                         f"{target_changes(a, b, dataset, method, n, n == budgets[-1])}." for n in budgets[::-1]]
         lines += ["", f"{title} per class: the decoder ceiling, and `{sampler_name(method)}`'s target rate, mean "
                       f"(worst draw), {default_name(variant)} → {changed_settings(variant)}:", "",
                   "| class | real test images, the variant's judge | ceiling | "

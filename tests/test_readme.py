@@ -66,6 +66,11 @@ def test_the_study_is_the_full_one_with_todays_settings_and_nothing_failed():
     assert result["code"] == cache.code_fingerprints(), "the study comes from other code than today's: rerun study.py"
     assert not result["failed"] and result["engine"]["units"] == len(study.plan(study.study_settings("full"), "", ""))
     assert len(result["settings"]["draws"]) >= 2
+    # the settings of the defaults the study ran with (constants.py is not fingerprinted): each design's latent size,
+    # which its rows record, is today's (the variant blocks name the default's values from constants.py)
+    for design, changes in result["settings"]["designs"].items():
+        latent = config.RunConfig(**changes).latent_dim
+        assert {r["latent_dim"] for r in result["rows"] if r["design"] == design} == {latent}, design
     for entry in result["summary"]:  # every draw, but where a sampler could not be fitted, which the README names
         if entry["method"].startswith("sampler: "):
             for draw in sorted(set(result["settings"]["draws"]) - set(entry["draws"])):
