@@ -284,8 +284,11 @@ def add_setting_flags(parser, kinds=ARTEFACTS, title="settings (defaults from co
     return parser
 
 
+def given_settings(args, exclude=()):
+    """{setting name: value} of every setting flag (add_setting_flags) the user gave, but those named in `exclude`."""
+    return {s.name: getattr(args, s.name) for s in SETTINGS if s.name not in exclude and hasattr(args, s.name)}
+
+
 def config_from_args(args, preset=None):
     """Defaults from constants.py, then `preset` (e.g. constants.QUICK), then every flag the user gave."""
-    overrides = dict(preset or {})
-    overrides.update({s.name: getattr(args, s.name) for s in SETTINGS if hasattr(args, s.name)})
-    return RunConfig(**overrides).validate()
+    return RunConfig(**{**(preset or {}), **given_settings(args)}).validate()

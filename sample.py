@@ -141,7 +141,7 @@ def main(argv=None):
     if args.sampler in samplers.names() and not hasattr(args, "expert_labels"):
         args.expert_labels = constants.REPORT_LABEL_BUDGETS[0]  # the README's headline: ten labels
     cfg = config.config_from_args(args)
-    asked = [s.name for s in config.SETTINGS if hasattr(args, s.name)]
+    asked = list(config.given_settings(args))
     check_output(args.out, args.n)  # before the expensive work
     device = pick_device(args.device)
     model, source = load_source(args.model, args.sampler, cfg, args.out_dir, args.data_dir, asked=asked)

@@ -114,12 +114,20 @@ def cell_name(dataset, design, seed):
 
 
 def design_bases(results, settings):
-    """(dataset, design, result) of each design's base VAE unit that finished, for the study's first seed."""
+    """[(dataset, design, result, loaded)] of each design's base VAE unit that finished, for the study's first seed:
+    loaded is models.load_checkpoint's (model, prior, checkpoint), or the CheckpointError of a checkpoint this process
+    cannot read (on another machine of a remote cluster). Read once for design_costs and design_samples."""
+    bases = []
     for dataset in settings["datasets"]:
         for design in settings["designs"]:
             unit = f"{cell_name(dataset, design, settings['seeds'][0])}/base"
             if unit in results:
-                yield dataset, design, results[unit]
+                try:
+                    loaded = models.load_checkpoint(results[unit]["path"])
+                except CheckpointError as error:
+                    loaded = error
+                bases.append((dataset, design, results[unit], loaded))
+    return bases
 
 
 def plan(settings, data_dir, out_dir, device="cpu"):
@@ -339,8 +347,7 @@ def main(argv=None):
     if args.workers < 1:
         raise config.ConfigError(f"--workers must be >= 1, got {args.workers}")
     device = models.pick_device(args.device)  # here, with the one-line error, not inside a worker
-    run = {s.name: getattr(args, s.name) for s in config.SETTINGS
-           if s.name not in PLANNED_SETTINGS and hasattr(args, s.name)}
+    run = config.given_settings(args, exclude=PLANNED_SETTINGS)  # the study's own --dataset too
     if args.variant and (run or args.designs):
         raise config.ConfigError("--variant sets the design and the settings itself: leave out --designs and the "
                                  "setting flags, or leave out --variant")
@@ -377,6 +384,7 @@ def main(argv=None):
     rows = [row for name in measured if measured[name].func is units.evaluation_unit and name in results
             for row in results[name]["rows"]]
     computed = sum(not result.get("cached", False) for result in results.values())
+    bases = design_bases(results, settings)
     if cache.code_fingerprints() != code:
         raise cli.EngineError("the code changed while the study ran: rerun it")  # a comment-only edit is no change
     study = {"size": args.size, "settings": settings, "code": code, "engine": {**engine, "threads_per_worker": 1,
@@ -385,7 +393,7 @@ def main(argv=None):
                                                                "split_units": len(split)},
              "classifier_test_accuracy": {d: results[f"{d}/classifier"]["accuracy"] for d in settings["datasets"]
                                           if f"{d}/classifier" in results},
-             "summary": summarise(rows), "rows": rows, "design_costs": design_costs(results, settings),
+             "summary": summarise(rows), "rows": rows, "design_costs": design_costs(bases),
              "wall_seconds": time.perf_counter() - started,
              "failed": failed, "failed_sources": failed_sources}
     if failed:  # what finished is written (marked by "failed"), never into the README, then the one-line error
@@ -396,28 +404,27 @@ def main(argv=None):
                                 f"{failed[first]}; see {os.path.join(out_dir, 'logs', first)}.log); the finished ones "
                                 f"are in {partial}/ and kept, so a rerun does only the rest")
     study_report.write_study(study, figures_dir, update_readme=default_full)
-    design_samples(results, settings, figures_dir)
+    design_samples(bases, figures_dir)
     if default_full or variant_full:  # the comparisons of the default's study with its variants' studies
         study_report.write_variant_blocks()
     print(f"study: {computed} units computed, {len(plan_units) - computed} reused; figures and numbers in "
           f"{figures_dir}/ ({study['wall_seconds'] / 60:.1f} min)")
 
 
-def design_costs(results, settings):
+def design_costs(bases):
     """{dataset: {design: {"parameters", "epochs", "train_seconds", "reused", "val_kl"}}}: what each design's base
     VAE (the study's first seed) costs, read from its checkpoint's training history (seconds from the start of
     fitting.fit to the end of its last epoch, on whatever load the training ran under), and the validation KL of the
     epoch whose weights it keeps (near 0: the posterior collapsed, and the decoder ignores z). The seconds are those
-    of the run that trained it: "reused" marks a unit kept from an earlier run. A checkpoint this process cannot read
-    (on another machine of a remote cluster) is left out with a warning, so that the study's numbers are still
-    written."""
+    of the run that trained it: "reused" marks a unit kept from an earlier run. `bases`: design_bases; a checkpoint
+    this process cannot read (on another machine of a remote cluster) is left out with a warning, so that the study's
+    numbers are still written."""
     costs = {}
-    for dataset, design, result in design_bases(results, settings):
-        try:
-            model, _, checkpoint = models.load_checkpoint(result["path"])
-        except CheckpointError as error:
-            print(f"warning: no training cost for the {design} design on {dataset}: {error}")
+    for dataset, design, result, loaded in bases:
+        if isinstance(loaded, CheckpointError):
+            print(f"warning: no training cost for the {design} design on {dataset}: {loaded}")
             continue
+        model, _, checkpoint = loaded
         history = checkpoint["history"]
         best = min(history, key=lambda entry: entry["val_loss"])  # the weights the checkpoint keeps
         costs.setdefault(dataset, {})[design] = {
@@ -427,12 +434,15 @@ def design_costs(results, settings):
     return costs
 
 
-def design_samples(results, settings, figures_dir, n=16, seed=constants.SEED):
-    """figures_dir/study_designs.png: n draws of z ~ N(0, I) through each design's base VAE (the study's first seed),
-    one row per dataset and design, so that the default's samples sit beside every other design's."""
+def design_samples(bases, figures_dir, n=16, seed=constants.SEED):
+    """figures_dir/study_designs.png: n draws of z ~ N(0, I) through each design's base VAE (`bases`: design_bases,
+    the study's first seed), one row per dataset and design, so that the default's samples sit beside every other
+    design's. A checkpoint that could not be read raises its CheckpointError here."""
     rows, names = [], []
-    for dataset, design, result in design_bases(results, settings):
-        model = models.load_checkpoint(result["path"])[0]
+    for dataset, design, _, loaded in bases:
+        if isinstance(loaded, CheckpointError):
+            raise loaded
+        model = loaded[0]
         torch.manual_seed(seed)
         rows.append(models.decode_prior_samples(model, models.StandardNormalPrior(model.latent_dim), n))
         names.append(f"{datasets.DATASETS[dataset][1]}, {design}")

@@ -134,6 +134,13 @@ def ceiling_reach(rows, dataset, c, design=DEFAULT):
     return worst, real, bool(rates) and worst >= evaluate.CEILING_SHARE * real
 
 
+def design_ceilings(rows, dataset, design):
+    """(the classes whose ceiling reaches CEILING_SHARE of real (ceiling_reach), every ceiling row of the design)."""
+    classes = rows.settings["classes"]
+    return (sum(ceiling_reach(rows, dataset, c, design)[2] for c in classes),
+            [r for c in classes for r in rows.get(dataset, [c], CEILING, design=design).values()])
+
+
 def ceiling_table(rows, dataset):
     """Per class: the classifier on real test images, each design's decoder ceiling, and the CVAE drawn both ways."""
     designs = rows.designs()
@@ -274,12 +281,10 @@ def worst_phrase(rows, dataset, method, labels):
         return "not measured"
     means = {c: mean_of(v) for c, v in per_class.items()}
     worst_class = min(means, key=means.get)
-    draws = [(r["target_rate"], c, key) for c, v in per_class.items() for key, r in v.items()]
-    rate, c, key = min(draws)
+    _, rate, worst_draw = _over_classes(rows, dataset, method, labels)
     ceiling = mean_of(rows.get(dataset, [worst_class], CEILING))
     return (f"mean over classes {pct(mean(means.values()))}; worst class {class_label(dataset, worst_class)} "
-            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst single draw: "
-            f"{draw_name(rows, dataset, c, key)}, {pct(rate)}")
+            f"{pct(means[worst_class])} (its ceiling {pct(ceiling)}); worst single draw: {worst_draw}, {pct(rate)}")
 
 
 def draw_name(rows, dataset, c, key):
@@ -341,16 +346,23 @@ def discovery_phrase(rows, dataset, title, method, budgets):
             + "; ".join(parts) + ".")
 
 
-def cvae_phrase(rows, dataset, title, labels):
-    """One line on the best sampler from `labels` labels against the fully labelled CVAE drawn from its class's
-    posteriors (issue 20), and on that reference itself; None when no class has both."""
-    compared = {}  # class -> (the best sampler, its rate, the reference's rate, the default decoder ceiling's rate)
+def cvae_comparison(rows, dataset, labels):
+    """{class: (the best sampler from `labels`, its rate, the fully labelled CVAE's rate drawn from its class's
+    posteriors, the default decoder ceiling's rate)} for every class that has both the sampler and the reference."""
+    compared = {}
     for c in rows.settings["classes"]:
         best = best_sampler(rows, dataset, c, labels)
         reference = rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
         if best and reference:
             compared[c] = (best, mean_of(rows.get(dataset, [c], best, labels)), mean_of(reference),
                            mean_of(rows.get(dataset, [c], CEILING)))
+    return compared
+
+
+def cvae_phrase(rows, dataset, title, labels):
+    """One line on the best sampler from `labels` labels against the fully labelled CVAE drawn from its class's
+    posteriors (issue 20), and on that reference itself; None when no class has both."""
+    compared = cvae_comparison(rows, dataset, labels)
     if not compared:
         return None
     gaps = {c: rate - reference for c, (_, rate, reference, _) in compared.items()}
@@ -415,8 +427,7 @@ def study_prose(study):
                 short.append(f"{class_label(dataset, c)} ({pct(worst)}, against {pct(real)} on real images)")
         drawn, fd, recall = {}, {}, {}
         for d in rows.designs():
-            ceilings = [r for c in s["classes"] for r in rows.get(dataset, [c], CEILING, design=d).values()]
-            drawn[d] = sum(ceiling_reach(rows, dataset, c, d)[2] for c in s["classes"])
+            drawn[d], ceilings = design_ceilings(rows, dataset, d)
             fd[d] = mean(r["fd_goal"] for r in ceilings)
             recall[d] = [r["recall_real"] for r in ceilings]
         costs = study.get("design_costs", {}).get(dataset, {})
@@ -554,26 +565,21 @@ def _best_sampler_metric(rows, dataset, labels, key):
 
 
 def _within_cvae(rows, dataset, labels):
-    """Classes where the best sampler from `labels` is within CVAE_GAP of the CVAE drawn from its class's posteriors."""
-    within = total = 0
-    for c in rows.settings["classes"]:
-        best = best_sampler(rows, dataset, c, labels)
-        reference = rows.get(dataset, [c], CVAE_POSTERIORS, "every image")
-        if best and reference:
-            total += 1
-            within += mean_of(rows.get(dataset, [c], best, labels)) >= mean_of(reference) - evaluate.CVAE_GAP
-    return f"{within} of {total}" if total else "n/a"
+    """'W of N': the classes where the best sampler from `labels` is within CVAE_GAP of the CVAE drawn from its class's
+    posteriors (cvae_comparison, as cvae_phrase counts them)."""
+    compared = cvae_comparison(rows, dataset, labels)
+    within = sum(rate - reference >= -evaluate.CVAE_GAP for _, rate, reference, _ in compared.values())
+    return f"{within} of {len(compared)}" if compared else "n/a"
 
 
 def ceiling_summary(rows, dataset, design=DEFAULT):
     """{criterion: cell} of one design's decoder ceilings: classes reaching CEILING_SHARE of real, the Fréchet
     distance and recall against real images (mean, worst class)."""
-    s = rows.settings
-    ceilings = [r for c in s["classes"] for r in rows.get(dataset, [c], CEILING, design=design).values()]
+    reached, ceilings = design_ceilings(rows, dataset, design)
     if not ceilings:
         return {}
     return {f"classes whose decoder ceiling reaches {evaluate.CEILING_SHARE:.0%} of real":
-            f"{sum(ceiling_reach(rows, dataset, c, design)[2] for c in s['classes'])} of {len(s['classes'])}",
+            f"{reached} of {len(rows.settings['classes'])}",
             f"ceiling: Fréchet distance to real goal images, mean (worst class)":
             f"{mean(r['fd_goal'] for r in ceilings):.1f} ({max(r['fd_goal'] for r in ceilings):.1f})",
             f"ceiling: recall against real images, mean (worst class)":
@@ -671,10 +677,11 @@ def variant_block(study, variant, path):
                      "comparison of the ceilings.")
     for dataset in variant["settings"]["datasets"]:
         title = datasets.DATASETS[dataset][1]
-        left = variant_summary(a, dataset, study.get("design_costs", {}).get(dataset, {}).get(DEFAULT))
+        costs = study.get("design_costs", {}).get(dataset, {})
+        left = variant_summary(a, dataset, costs.get(DEFAULT))
         right = variant_summary(b, dataset, variant.get("design_costs", {}).get(dataset, {}).get(DEFAULT))
         third = ceiling_summary(a, dataset, same[0]) if same else {}
-        cost = study.get("design_costs", {}).get(dataset, {}).get(same[0]) if same else None
+        cost = costs.get(same[0]) if same else None
         third.update({"its base VAE's parameters": f"{cost['parameters']:,}"} if cost else {})
         head = f"| | {default_name(variant)} | {changed_settings(variant)} |" + (
             f" {same[0]}, in the default's study |" if same else "")

@@ -276,7 +276,7 @@ def test_the_design_figure_shows_each_designs_samples(tmp_path):
         path = str(tmp_path / f"{design}.pt")
         models.save_checkpoint(path, model, models.StandardNormalPrior(latent_dim), {}, [])
         results[f"mnist/{design}/s0/base"] = {"path": path}
-    figure = study.design_samples(results, settings, str(tmp_path), n=4)
+    figure = study.design_samples(study.design_bases(results, settings), str(tmp_path), n=4)
     assert figure.endswith("study_designs.png") and os.path.getsize(figure) > 2000
 
 
@@ -293,7 +293,7 @@ def test_each_designs_cost_is_read_from_its_checkpoint_and_reported(tmp_path):
                {"epoch": 3, "val_loss": 1.5, "val_kl": 0.0, "seconds": 122.0}]  # epoch 2's weights are kept
     models.save_checkpoint(path, model, models.StandardNormalPrior(4), {}, history)
     results["mnist/seed-design/s0/base"] = {"path": path}
-    costs = study.design_costs(results, settings)
+    costs = study.design_costs(study.design_bases(results, settings))
     parameters = sum(p.numel() for p in model.parameters())
     assert costs == {"mnist": {"seed design": {"parameters": parameters, "epochs": 3, "train_seconds": 122.0,
                                                "reused": False, "val_kl": 3.25}}}
@@ -306,11 +306,11 @@ def test_each_designs_cost_is_read_from_its_checkpoint_and_reported(tmp_path):
     assert "default 0 of 3, 0.9, 0.950 (worst 0.950);" in prose  # no checkpoint, no cost
     results["mnist/seed-design/s0/base"]["cached"] = True  # kept from an earlier run: said so
     assert "3 epochs in 122 s (an earlier run), KL 3.25 nats." in study_report.study_prose(
-        {**fake_study(), "design_costs": study.design_costs(results, settings)})
+        {**fake_study(), "design_costs": study.design_costs(study.design_bases(results, settings))})
     collapsed = {"parameters": 10, "epochs": 1, "train_seconds": 5.0, "val_kl": -6.6e-10}  # rounding below 0
     assert study_report.cost_phrase(collapsed) == ", 10 parameters, 1 epoch in 5 s, KL 0.00 nats"
     results["mnist/default/s0/base"] = {"path": str(tmp_path / "missing.pt")}  # unreadable here: left out
-    assert set(study.design_costs(results, settings)["mnist"]) == {"seed design"}
+    assert set(study.design_costs(study.design_bases(results, settings))["mnist"]) == {"seed design"}
     assert "cost to train" not in study_report.study_prose(fake_study())
 
 
