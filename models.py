@@ -95,7 +95,8 @@ class ResidualBlock(nn.Module):
     Why the normalisation: without it the residual stream grows unchecked, and on MNIST the decoder's logits fell
     to about -2000 within the first epoch (on 6,000 images): a sigmoid saturated at black for every z, no gradient,
     and the same validation loss in every later epoch (the study's resnet ceiling was 0% on 9 of 10 classes).
-    Zero-initialising each block's last convolution did not prevent it; the normalisation did, on both datasets."""
+    Neither zero-initialising each block's last convolution, a KL warm-up nor a lower learning rate prevented it; the
+    normalisation did, on both datasets."""
 
     def __init__(self, channels):
         super().__init__()
@@ -141,7 +142,8 @@ def conv_decoder(in_features, hidden):
 
 
 def residual_decoder(in_features, hidden):
-    """in_features -> 28x28 logits: the residual encoder mirrored."""
+    """in_features -> 28x28 logits: the residual encoder's layers in reverse order, with a norm and ReLU after each
+    residual block (the pre-activation is per block: a block's shortcut carries the layer before it raw)."""
     return nn.Sequential(
         nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
         nn.Linear(hidden, 64 * FEATURE_SIZE ** 2), nn.Unflatten(1, (64, FEATURE_SIZE, FEATURE_SIZE)),

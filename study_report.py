@@ -643,6 +643,9 @@ def target_changes(a, b, dataset, method, labels, most_labels):
     return f"met on the default only: {only(*verdicts)}. Met on the variant only: {only(*verdicts[::-1])}"
 
 
+STALE_VARIANT = "The variant was measured with different code from the default's study"
+
+
 def variant_block(study, variant, path):
     """The README block comparing the default's study with a variant's (study.py --variant, its study.json at
     `path`), dataset by dataset, on what issue 21 asks a new default to hold; beside them, where the default's study
@@ -670,6 +673,14 @@ def variant_block(study, variant, path):
                      "its rates, Fréchet distances and recall with it (the last two in its features, for which the "
                      "two have no common yardstick); test accuracy of the default's and the variant's: "
                      + "; ".join(judges) + ".")
+    # a variant measured before a change of code stays committed, and is named as such, until it is rerun
+    if "code" in study and "code" in variant:
+        codes = (study["code"], variant["code"])
+        other_code = sorted(kind for kind in set(codes[0]) | set(codes[1]) if codes[0].get(kind) != codes[1].get(kind))
+        if other_code:
+            lines[0] += (f" **{STALE_VARIANT}**: the code fingerprints of {', '.join(other_code)} differ, so its "
+                         "columns may also differ from the default's because of that change, until "
+                         f"`python study.py --variant {variant_name(path)}` measures it again.")
     same = [d for d, changes in study["settings"]["designs"].items() if changes == variant["settings"]["run"]]
     if same:
         lines[0] += (f" The third column is the default's study's own design \"{same[0]}\", with the variant's "
@@ -710,6 +721,11 @@ def variant_block(study, variant, path):
 def variant_folder(name):
     """Where a full variant study (study.py --variant NAME) writes its study.json, study.md and figures."""
     return os.path.join("figures", f"study-{name}")
+
+
+def variant_name(path):
+    """The variant whose study.json lies at `path` (variant_folder)."""
+    return os.path.basename(os.path.dirname(path))[len("study-"):]
 
 
 def variant_blocks(root="."):

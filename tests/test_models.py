@@ -255,4 +255,5 @@ def test_the_residual_body_learns_mnist_instead_of_saturating_at_black(small_dat
     constant_error = ((small_data.train_x.mean(0) - x) ** 2).mean()
     # measured: 0.46 of the constant image's error after 4 epochs; without the normalisation 1.63 (all black)
     assert ((reconstructions - x) ** 2).mean() < 0.6 * constant_error
-    assert history[-1]["val_kl"] > 1.0  # the latent carries information about the image (measured: 28 nats; 0)
+    kept = min(history, key=lambda h: h["val_loss"])  # the epoch whose weights fit keeps
+    assert kept["val_kl"] > 1.0  # the latent carries information about the image (measured: 28 nats; old code 0)

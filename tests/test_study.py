@@ -426,3 +426,22 @@ def test_the_variant_block_lists_the_draws_whose_verdict_differs():
     assert "- from 10 labels: met on the default only: class 3, draw 2. Met on the variant only: class 0, draw 1." \
         in block
     assert "- from 1 label: met on the default only: none. Met on the variant only: none." in block
+    assert study_report.STALE_VARIANT not in block  # neither records its code
+    default["code"], variant["code"] = {"base": "a", "classifier": "c"}, {"base": "b", "classifier": "c"}
+    block = study_report.variant_block(default, variant, "figures/study-x/study.json")
+    assert f"**{study_report.STALE_VARIANT}**: the code fingerprints of base differ" in block
+    assert "`python study.py --variant x` measures it again" in block
+    variant["code"] = {"base": "a"}  # a kind recorded on one side only differs too
+    assert "the code fingerprints of classifier differ" in study_report.variant_block(default, variant, "x/study-x/s")
+
+
+def test_a_local_clusters_workers_keep_glibcs_adaptive_allocation():
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap threshold:
+    every array over 128 KiB is then mapped and faulted in afresh (a third of a study worker's CPU time)."""
+    client, cluster, engine = study.connect(None, 1)
+    try:
+        assert engine == {"address": "local", "workers": 1}
+        assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
+    finally:
+        client.close()
+        cluster.close()
