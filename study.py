@@ -211,7 +211,7 @@ def connect(address, workers):
         return client, None, {"address": address, "workers": len(client.scheduler_info()["workers"])}
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, to hand freed memory back to the OS; setting it also
     # turns off glibc's adaptive mmap threshold, so every array over 128 KiB is mapped afresh and its pages faulted
-    # in again (measured during a full study: about a third of each worker's CPU time in the kernel). Unset there,
+    # in again (measured during a full study: 40-45% of each worker's CPU time in the kernel). Unset there,
     # the workers allocate as a plain process does (mallopt(3): M_MMAP_THRESHOLD, "dynamic adjustment")
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,

@@ -437,7 +437,7 @@ def test_the_variant_block_lists_the_draws_whose_verdict_differs():
 
 def test_a_local_clusters_workers_keep_glibcs_adaptive_allocation():
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap threshold:
-    every array over 128 KiB is then mapped and faulted in afresh (a third of a study worker's CPU time)."""
+    every array over 128 KiB is then mapped and faulted in afresh (40-45% of a study worker's CPU time)."""
     client, cluster, engine = study.connect(None, 1)
     try:
         assert engine == {"address": "local", "workers": 1}
