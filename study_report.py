@@ -646,11 +646,13 @@ def target_changes(a, b, dataset, method, labels, most_labels):
 STALE_VARIANT = "The variant was measured with different code from the default's study"
 
 
-def variant_block(study, variant, path):
-    """The README block comparing the default's study with a variant's (study.py --variant, its study.json at
-    `path`), dataset by dataset, on what issue 21 asks a new default to hold; beside them, where the default's study
-    has a design with the variant's settings, that design's ceilings under the default's judge; then per class."""
+def variant_block(study, variant, name):
+    """The README block comparing the default's study with a variant's (study.py --variant NAME, its study.json in
+    variant_folder(NAME)), dataset by dataset, on what issue 21 asks a new default to hold; beside them, where the
+    default's study has a design with the variant's settings, that design's ceilings under the default's judge; then
+    per class."""
     a, b = Rows(study), Rows(variant)
+    path = os.path.join(variant_folder(name), "study.json")
     seeds = len(variant["settings"]["seeds"])
     lines = [f"The default's study against the same study with {changed_settings(variant)} "
              f"(`{path}`, {variant['engine']['units']} units, "
@@ -680,7 +682,7 @@ def variant_block(study, variant, path):
         if other_code:
             lines[0] += (f" **{STALE_VARIANT}**: the code fingerprints of {', '.join(other_code)} differ, so its "
                          "columns may also differ from the default's because of that change, until "
-                         f"`python study.py --variant {variant_name(path)}` measures it again.")
+                         f"`python study.py --variant {name}` measures it again.")
     same = [d for d, changes in study["settings"]["designs"].items() if changes == variant["settings"]["run"]]
     if same:
         lines[0] += (f" The third column is the default's study's own design \"{same[0]}\", with the variant's "
@@ -723,11 +725,6 @@ def variant_folder(name):
     return os.path.join("figures", f"study-{name}")
 
 
-def variant_name(path):
-    """The variant whose study.json lies at `path` (variant_folder)."""
-    return os.path.basename(os.path.dirname(path))[len("study-"):]
-
-
 def variant_blocks(root="."):
     """{README block "study-NAME": variant_block} for every variant of STUDY_VARIANTS whose full study is committed
     beside the default's (figures/study.json under `root`, the repository)."""
@@ -736,7 +733,7 @@ def variant_blocks(root="."):
         path = os.path.join(variant_folder(name), "study.json")
         if os.path.exists(study_path) and os.path.exists(os.path.join(root, path)):
             blocks[f"study-{name}"] = variant_block(cache.read_json(study_path),
-                                                    cache.read_json(os.path.join(root, path)), path)
+                                                    cache.read_json(os.path.join(root, path)), name)
     return blocks
 
 

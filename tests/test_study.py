@@ -392,7 +392,7 @@ def test_the_variant_block_sets_each_criterion_of_the_default_beside_the_variant
         if row["design"] == "seed design":
             row["fd_goal"] = 2.0
     default["classifier_test_accuracy"], variant["classifier_test_accuracy"] = {"mnist": 0.9933}, {"mnist": 0.9942}
-    block = study_report.variant_block(default, variant, "figures/study-x/study.json")
+    block = study_report.variant_block(default, variant, "x")
     assert "| | latent_dim 16 (the default) | latent_dim 4 | seed design, in the default's study |" in block
     assert "`figures/study-x/study.json`" in block and "1 trained seed, every class, 3 label draws" in block
     # each study's own judge: its accuracy, and how far the two judges' rates on the same real images lie apart
@@ -422,17 +422,17 @@ def test_the_variant_block_lists_the_draws_whose_verdict_differs():
             row["target_rate"] = 0.5
         if row["goals"] == [0] and row["labels"] == "10" and row["draw"] == 1:
             row["target_rate"] = 0.95  # and its class 0, draw 1, rises to it
-    block = study_report.variant_block(default, variant, "figures/study-x/study.json")
+    block = study_report.variant_block(default, variant, "x")
     assert "- from 10 labels: met on the default only: class 3, draw 2. Met on the variant only: class 0, draw 1." \
         in block
     assert "- from 1 label: met on the default only: none. Met on the variant only: none." in block
     assert study_report.STALE_VARIANT not in block  # neither records its code
     default["code"], variant["code"] = {"base": "a", "classifier": "c"}, {"base": "b", "classifier": "c"}
-    block = study_report.variant_block(default, variant, "figures/study-x/study.json")
+    block = study_report.variant_block(default, variant, "x")
     assert f"**{study_report.STALE_VARIANT}**: the code fingerprints of base differ" in block
     assert "`python study.py --variant x` measures it again" in block
     variant["code"] = {"base": "a"}  # a kind recorded on one side only differs too
-    assert "the code fingerprints of classifier differ" in study_report.variant_block(default, variant, "x/study-x/s")
+    assert "the code fingerprints of classifier differ" in study_report.variant_block(default, variant, "x")
 
 
 def test_a_local_clusters_workers_keep_glibcs_adaptive_allocation():
