@@ -20,6 +20,8 @@ import models
 VAES = ("base", "cvae", "goal", "gmm")
 FINETUNED = ("goal", "gmm")
 ARTEFACTS = VAES + ("classifier", "unlabelled", "sampler", "evaluation")
+# the features the graph sampler's k-NN graph can be built over (samplers.fit_unlabelled; GRAPH_FEATURES)
+GRAPH_FEATURE_SPACES = ("latent-means", "hidden")
 SAMPLING = ("sampler", "evaluation")
 TRAINING = VAES + SAMPLING  # the training loop's settings: the VAEs and the pseudo-label sampler's fine-tune
 
@@ -181,6 +183,8 @@ SETTINGS = (
     Setting("channels_last", "channels-last memory layout while training", TRAINING, boolean,
             parse_bool),
     # biased samplers
+    Setting("graph_features", "graph sampler: the features its k-NN graph is built over", ("unlabelled",),
+            one_of(*GRAPH_FEATURE_SPACES), str),
     Setting("graph_neighbours", "graph sampler: k of the k-NN graph", ("unlabelled",),
             int_at_least(1)),
     Setting("graph_restart", "graph sampler: personalised PageRank restart probability", SAMPLING,

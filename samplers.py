@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 import cache
+import config
 import constants
 import datasets
 import fitting
@@ -149,10 +150,15 @@ def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
 
 def fit_unlabelled(model, train_x, cfg):
     """The label-free part of the ratio and graph samplers, for one trained VAE and its training images: every
-    image's posterior (mu, logvar), the k-NN graph over the encoder's hidden features that the graph sampler walks,
-    and p_all, a GMM of the posterior means."""
+    image's posterior (mu, logvar), the k-NN graph over the features `cfg.graph_features` names that the graph
+    sampler walks, and p_all, a GMM of the posterior means."""
     mu, logvar = (t.cpu() for t in encode_posteriors(model, train_x))
-    graph = neighbour_graph(hidden_features(model, train_x), cfg.graph_neighbours).cpu()
+    if cfg.graph_features not in config.GRAPH_FEATURE_SPACES:
+        raise SamplerError(f"graph features must be one of {', '.join(config.GRAPH_FEATURE_SPACES)}, "
+                           f"got {cfg.graph_features!r}")
+    # the posterior means, or the encoder's layer before the latent (the graph's features until 2026-12-02)
+    features = mu if cfg.graph_features == "latent-means" else hidden_features(model, train_x)
+    graph = neighbour_graph(features, cfg.graph_neighbours).cpu()
     p_all = GaussianMixturePrior.fit(mu, cfg.ratio_components, "full", cfg.gmm_reg_covar, cfg.seed, n_init=1)
     return {"mu": mu, "logvar": logvar, "neighbours": graph, "p_all": {"kind": p_all.kind, "args": p_all.init_args()}}
 

@@ -57,7 +57,7 @@ def test_a_settings_short_flag_sets_the_same_setting_in_every_script():
         assert config.config_from_args(parser.parse_args([flag, "all"])).expert_labels is None
 
 
-BAD_VALUES = {"arch": "mlp", "likelihood": "laplace", "hidden": 0, "label_draw": -1, "dataset": "cifar", "validation_split": 1.5, "train_images": 0, "seed": -1, "latent_dim": 0,
+BAD_VALUES = {"arch": "mlp", "graph_features": "pixels", "likelihood": "laplace", "hidden": 0, "label_draw": -1, "dataset": "cifar", "validation_split": 1.5, "train_images": 0, "seed": -1, "latent_dim": 0,
               "logvar_min": float("nan"), "logvar_max": float("inf"), "goals": [], "expert_labels": 0,
               "labelled_only_kl": "yes", "beta_base": -1.0, "beta_goal": float("nan"), "beta_gmm": -0.5,
               "gmm_components": 0, "gmm_covariance_type": "banded", "gmm_reg_covar": 0.0, "gmm_kl_samples": 0,
@@ -106,7 +106,7 @@ def test_flags_are_derived_from_the_declaration_and_all_means_every_label():
 @pytest.mark.parametrize("setting", config.SETTINGS, ids=lambda s: s.name)
 def test_a_setting_changes_the_identity_of_exactly_the_artefacts_it_affects(setting):
     changed_value = {"dataset": "fashion-mnist", "goals": [3], "expert_labels": 7, "labelled_only_kl": True,
-                     "arch": "resnet", "likelihood": "gaussian",
+                     "arch": "resnet", "likelihood": "gaussian", "graph_features": "hidden",
                      "gmm_covariance_type": "diag", "lr_schedule": "plateau", "channels_last": False,
                      "train_images": 1234}.get(setting.name)
     default = config.RunConfig()

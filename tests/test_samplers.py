@@ -9,15 +9,16 @@ import config
 import samplers
 import train
 from errors import SamplerError
-from models import decode_prior_samples, encode_posteriors
+from models import decode_prior_samples, encode_posteriors, hidden_features
 
 
 @pytest.fixture(scope="module")
 def trained(small_data):
     """A 2-d ConvVAE trained briefly on 3,000 images, and what the samplers learn from its unlabelled images."""
-    # the seed's design (squared error) in 2-d: weak, quick, and what the samplers' mechanics were tested on
+    # the seed's design (squared error) in 2-d: weak, quick, and what the samplers' mechanics were tested on; its
+    # graph over the encoder's 128 hidden features, since a k-NN graph of 2-d means mixes the classes
     cfg = config.RunConfig(latent_dim=2, likelihood="gaussian", epochs_base=2, train_images=3000,
-                           ratio_components=8).validate()
+                           ratio_components=8, graph_features="hidden").validate()
     model = train.train_run("base", cfg, small_data, torch.device("cpu"), progress=False)[0].eval()
     return model, cfg, samplers.fit_unlabelled(model, small_data.train_x, cfg)
 
@@ -272,3 +273,16 @@ def test_the_pseudo_label_sampler_pairs_each_goals_z_with_its_label():
     z, labels = sampler.sample_labelled(4000)
     assert torch.equal(labels == 1, z[:, 0] < 0) and abs((labels == 1).double().mean().item() - 0.5) < 0.03
     torch.testing.assert_close(sampler.log_prob(z[:5]), samplers.EqualMixture(parts).log_prob(z[:5]))
+
+
+@pytest.mark.parametrize("space", config.GRAPH_FEATURE_SPACES)
+def test_the_graph_is_built_over_the_features_its_setting_names(small_data, trained, space):
+    model, cfg, _ = trained
+    images = small_data.train_x[:600]
+    fit = samplers.fit_unlabelled(model, images, cfg.replace(graph_features=space).validate())
+    features = fit["mu"] if space == "latent-means" else hidden_features(model, images)
+    assert torch.equal(fit["neighbours"], samplers.neighbour_graph(features, cfg.graph_neighbours))
+    other = "hidden" if space == "latent-means" else "latent-means"
+    assert not torch.equal(fit["neighbours"], samplers.fit_unlabelled(
+        model, images, cfg.replace(graph_features=other).validate())["neighbours"])
+
