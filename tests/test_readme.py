@@ -165,8 +165,8 @@ def test_no_two_different_models_or_samplers_share_a_number_in_the_study():
                row["beta"], row["labels"])
         if row["method"] == units.REAL:  # the real goal images, the same under every design
             key = (row["dataset"], tuple(row["goals"]))
-        if "found" in row:  # two budgets whose discovery found the same images draw the same samples
-            key = key[:-1] + (json.dumps(row["found"], sort_keys=True),)
+        if "found" in row:  # two budgets or label draws whose discovery found the same images draw the same samples
+            key = key[:3] + key[4:-1] + (json.dumps(row["found"], sort_keys=True),)
         assert seen.setdefault(fingerprint, key) == key, f"{key} has the numbers of {seen[fingerprint]}"
 
 
