@@ -135,7 +135,7 @@ def main(argv=None):
     parser.add_argument("--out-dir", default=constants.OUT_DIR,
                         help="where the run wrote its models/ folder (default %(default)r)")
     cli.add_machine_arguments(parser)
-    config.add_setting_flags(parser, ("goal", "gmm", "sampler"))
+    config.add_setting_flags(parser, ("goal", "gmm", "unlabelled", "sampler"))
     args = parser.parse_args(argv)
     check_request(args.model, args.sampler, args.n)
     if args.sampler in samplers.names() and not hasattr(args, "expert_labels"):

@@ -131,7 +131,7 @@ def test_every_setting_the_code_of_an_artefact_reads_is_in_its_identity():
              "goal": [train.train_run, train.fit_prior, train.labelled_kl_masks, datasets.load_for],
              "gmm": [train.train_run, train.fit_prior, train.labelled_kl_masks, train.check_goal_data,
                      datasets.load_for],
-             "unlabelled": [samplers.get_unlabelled, datasets.load_for],
+             "unlabelled": [samplers.get_unlabelled, samplers.fit_unlabelled, datasets.load_for],
              "evaluation": [samplers.fit_sampler, samplers.labelled_indices, units.evaluation_unit, units.splits_for,
                             samplers.fit_pseudo_label, fitting.fit],
              "classifier": [classifier.get_classifier]}

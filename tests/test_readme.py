@@ -156,6 +156,11 @@ def test_the_variant_paragraph_says_which_study_meets_which_target():
     assert verdicts == ["missed", "met"]
 
 
+# label draws whose discovery found the very same images, checked on the study's own VAE and graph (2026-12-02): the
+# MNIST 1 from draw 0 with 10 labels and from draw 1 with 1 and 3 found the same 5,796 images from other labelled ones
+SAME_IMAGES_FROM_OTHER_DRAWS = {("mnist", "default", (1,))}
+
+
 def test_no_two_different_models_or_samplers_share_a_number_in_the_study():
     """The defect this guards against: numbers cached by id(model) were copied from one model to another."""
     seen = {}
@@ -165,8 +170,10 @@ def test_no_two_different_models_or_samplers_share_a_number_in_the_study():
                row["beta"], row["labels"])
         if row["method"] == units.REAL:  # the real goal images, the same under every design
             key = (row["dataset"], tuple(row["goals"]))
-        if "found" in row:  # two budgets or label draws whose discovery found the same images draw the same samples
-            key = key[:3] + key[4:-1] + (json.dumps(row["found"], sort_keys=True),)
+        if "found" in row:  # two budgets whose discovery found the same images draw the same samples
+            key = key[:-1] + (json.dumps(row["found"], sort_keys=True),)
+            if (row["dataset"], row["design"], tuple(row["goals"])) in SAME_IMAGES_FROM_OTHER_DRAWS:
+                key = key[:3] + key[4:]
         assert seen.setdefault(fingerprint, key) == key, f"{key} has the numbers of {seen[fingerprint]}"
 
 
@@ -209,3 +216,22 @@ def test_every_figure_and_file_the_readme_links_is_committed():
     assert "figures/study_designs.png" in links and len(links) > 10
     missing = [link for link in links if not os.path.isfile(os.path.join(ROOT, link))]
     assert not missing, missing
+
+
+def test_where_the_readme_says_discovery_fails_from_one_label():
+    """The samplers section's list of one-label failures on Fashion-MNIST, from the study: a trouser draw that finds
+    almost no trousers, a dress rate under half, and a shirt draw below what the base VAE draws from N(0, I)."""
+    text = " ".join(open(README).read().split())
+    assert ("one trouser draw finds almost no trousers, fewer than half of what it draws for the dress are dresses, "
+            "and it draws few shirts, on its worst draw fewer than a base VAE draws from N(0, I)") in text
+    rows = [r for r in load(STUDY)["rows"] if r["dataset"] == "fashion-mnist" and r["design"] == "default"
+            and r["method"] == units.sampler_method("graph") and r["labels"] == "1"]
+    trouser = [r["found"]["1"]["purity"] for r in rows if r["goals"] == [1]]
+    dress = [r["target_rate"] for r in rows if r["goals"] == [3]]
+    shirt = [r["target_rate"] for r in rows if r["goals"] == [6]]
+    assert len(trouser) == len(dress) == len(shirt) == 3
+    assert min(trouser) < 0.1 and statistics.mean(dress) < 0.5
+    standard_normal = [r["target_rate"] for r in load(RESULTS["fashion-mnist"])["sampling"]
+                       if r["model"] == "base" and r["labels"] is None]
+    assert load(RESULTS["fashion-mnist"])["goals"] == [6] and len(standard_normal) == 1
+    assert min(shirt) < standard_normal[0]

@@ -286,3 +286,10 @@ def test_the_graph_is_built_over_the_features_its_setting_names(small_data, trai
     assert not torch.equal(fit["neighbours"], samplers.fit_unlabelled(
         model, images, cfg.replace(graph_features=other).validate())["neighbours"])
 
+
+
+def test_an_unknown_feature_space_is_refused_by_the_fit_itself(small_data, trained):
+    """A configuration built in a notebook without validate() still cannot fall back to some graph silently."""
+    model, cfg, _ = trained
+    with pytest.raises(SamplerError, match="graph features must be one of latent-means, hidden"):
+        samplers.fit_unlabelled(model, small_data.train_x[:100], cfg.replace(graph_features="pixels"))
