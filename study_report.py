@@ -671,10 +671,18 @@ def variant_block(study, variant, name):
             judges.append(f"{datasets.DATASETS[dataset][1]} {100 * accuracy[0]:.2f}% and {100 * accuracy[1]:.2f}%, "
                           f"their rates on the real test images of a class up to {100 * max(gaps):.1f} points apart")
     if judges:
+        # the same machine and code train the same judge: then the real images' rows agree to the last digit, and
+        # the Fréchet distances and recalls of the two studies are measured in the same features
+        measures = ("target_rate", "fd_goal", "recall_real")
+        real = [[tuple(r.get(m) for m in measures) for r in rows.get(dataset, [c], REAL).values()]
+                for dataset in variant["settings"]["datasets"] for c in variant["settings"]["classes"]
+                for rows in (a, b)]
+        alike = all(real[i] == real[i + 1] and real[i] for i in range(0, len(real), 2))
+        yardstick = ("the two judges measure every real goal class alike, so the two studies' columns share one "
+                     "yardstick" if alike else "for which the two have no common yardstick")
         lines[0] += (" Each study trains its own evaluation classifier, with the same seed and settings, and judges "
-                     "its rates, Fréchet distances and recall with it (the last two in its features, for which the "
-                     "two have no common yardstick); test accuracy of the default's and the variant's: "
-                     + "; ".join(judges) + ".")
+                     f"its rates, Fréchet distances and recall with it (the last two in its features; {yardstick}); "
+                     "test accuracy of the default's and the variant's: " + "; ".join(judges) + ".")
     # a variant measured before a change of code stays committed, and is named as such, until it is rerun
     if "code" in study and "code" in variant:
         codes = (study["code"], variant["code"])

@@ -287,7 +287,6 @@ def test_the_graph_is_built_over_the_features_its_setting_names(small_data, trai
         model, images, cfg.replace(graph_features=other).validate())["neighbours"])
 
 
-
 def test_an_unknown_feature_space_is_refused_by_the_fit_itself(small_data, trained):
     """A configuration built in a notebook without validate() still cannot fall back to some graph silently."""
     model, cfg, _ = trained

@@ -120,3 +120,12 @@ def test_a_run_counts_as_reusing_only_what_was_cached_before_it_began(tmp_path):
         log(f"{name}: reusing {tmp_path / name}")
     log(f"classifier: test accuracy 0.99 -> {tmp_path / 'old.pt'}")
     assert reused == {str(tmp_path / "old.pt")}
+
+
+def test_sample_takes_the_settings_of_the_unlabelled_fit_it_reads(tmp_path):
+    """sample.py fits (or reuses) the graph's unlabelled fit, so it takes that fit's settings: a bad value is its one
+    line, naming the flag, before any model is read."""
+    result = run_main_in_process("sample", "--graph-features", "pixels", "--out-dir", str(tmp_path),
+                                 "--out", str(tmp_path / "x.npy"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "--graph-features" in result.stderr
