@@ -551,13 +551,19 @@ def _over_classes(rows, dataset, method, labels):
     return mean(v for v, _, _ in values), worst[0], draw_name(rows, dataset, worst[1], worst[2])
 
 
-def _best_sampler_metric(rows, dataset, labels, key):
-    """(mean over classes, worst class value, worst class) of the best sampler's (best_sampler) metric, per class."""
+def best_sampler_per_class(rows, dataset, labels, key):
+    """{class: the best sampler's (best_sampler) metric, its mean over the label draws}, for the classes measured."""
     per_class = {}
     for c in rows.settings["classes"]:
         best = best_sampler(rows, dataset, c, labels)
         if best:
             per_class[c] = mean_of(rows.get(dataset, [c], best, labels), key)
+    return per_class
+
+
+def _best_sampler_metric(rows, dataset, labels, key):
+    """(mean over classes, worst class value, worst class) of the best sampler's metric, per class."""
+    per_class = best_sampler_per_class(rows, dataset, labels, key)
     if not per_class:
         return None
     worst = (max if key == "fd_goal" else min)(per_class, key=per_class.get)
@@ -652,7 +658,7 @@ def variant_block(study, variant, name):
     default's study has a design with the variant's settings, that design's ceilings under the default's judge; then
     per class."""
     a, b = Rows(study), Rows(variant)
-    path = os.path.join(variant_folder(name), "study.json")
+    path = variant_study_path(name)
     seeds = len(variant["settings"]["seeds"])
     lines = [f"The default's study against the same study with {changed_settings(variant)} "
              f"(`{path}`, {variant['engine']['units']} units, "
@@ -661,23 +667,21 @@ def variant_block(study, variant, name):
              f"class, {len(variant['settings']['draws'])} label draws per class and budget."]
     # each study trains its own judge: the same seed and settings give other weights on another CPU (its floating
     # point), so the two judges' rates on the same real test images show how far the columns differ from that alone
-    judges = []
+    # the same machine and code train the same judge: then the real images' rows agree to the last digit, and the
+    # Fréchet distances and recalls of the two studies are measured in the same features
+    def measured(by_draw):
+        return [(r.get("target_rate"), r.get("fd_goal"), r.get("recall_real")) for r in by_draw.values()]
+    judges, alike = [], True
     for dataset in variant["settings"]["datasets"]:
-        gaps = [abs(mean_of(a.get(dataset, [c], REAL)) - mean_of(b.get(dataset, [c], REAL)))
-                for c in variant["settings"]["classes"] if a.get(dataset, [c], REAL) and b.get(dataset, [c], REAL)]
+        real = [(a.get(dataset, [c], REAL), b.get(dataset, [c], REAL)) for c in variant["settings"]["classes"]]
+        gaps = [abs(mean_of(in_a) - mean_of(in_b)) for in_a, in_b in real if in_a and in_b]
+        alike = alike and all(in_a and measured(in_a) == measured(in_b) for in_a, in_b in real)
         accuracy = (study.get("classifier_test_accuracy", {}).get(dataset),
                     variant.get("classifier_test_accuracy", {}).get(dataset))
         if gaps and None not in accuracy:
             judges.append(f"{datasets.DATASETS[dataset][1]} {100 * accuracy[0]:.2f}% and {100 * accuracy[1]:.2f}%, "
                           f"their rates on the real test images of a class up to {100 * max(gaps):.1f} points apart")
     if judges:
-        # the same machine and code train the same judge: then the real images' rows agree to the last digit, and
-        # the Fréchet distances and recalls of the two studies are measured in the same features
-        measures = ("target_rate", "fd_goal", "recall_real")
-        real = [[tuple(r.get(m) for m in measures) for r in rows.get(dataset, [c], REAL).values()]
-                for dataset in variant["settings"]["datasets"] for c in variant["settings"]["classes"]
-                for rows in (a, b)]
-        alike = all(real[i] == real[i + 1] and real[i] for i in range(0, len(real), 2))
         yardstick = ("the two judges measure every real goal class alike, so the two studies' columns share one "
                      "yardstick" if alike else "for which the two have no common yardstick")
         lines[0] += (" Each study trains its own evaluation classifier, with the same seed and settings, and judges "
@@ -733,12 +737,17 @@ def variant_folder(name):
     return os.path.join("figures", f"study-{name}")
 
 
+def variant_study_path(name):
+    """The study.json of a full variant study, relative to the repository."""
+    return os.path.join(variant_folder(name), "study.json")
+
+
 def variant_blocks(root="."):
     """{README block "study-NAME": variant_block} for every variant of STUDY_VARIANTS whose full study is committed
     beside the default's (figures/study.json under `root`, the repository)."""
     blocks, study_path = {}, os.path.join(root, "figures", "study.json")
     for name in constants.STUDY_VARIANTS:
-        path = os.path.join(variant_folder(name), "study.json")
+        path = variant_study_path(name)
         if os.path.exists(study_path) and os.path.exists(os.path.join(root, path)):
             blocks[f"study-{name}"] = variant_block(cache.read_json(study_path),
                                                     cache.read_json(os.path.join(root, path)), name)

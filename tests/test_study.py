@@ -1,4 +1,5 @@
 """The study on Dask: its plan, a quick run end to end, an interrupted run resumed, and a separately started cluster."""
+import copy
 import json
 import os
 import signal
@@ -397,6 +398,11 @@ def test_the_variant_block_sets_each_criterion_of_the_default_beside_the_variant
     assert "`figures/study-x/study.json`" in block and "1 trained seed, every class, 3 label draws" in block
     # each study's own judge: its accuracy, and how far the two judges' rates on the same real images lie apart
     assert "MNIST 99.33% and 99.42%, their rates on the real test images of a class up to 1.0 points apart" in block
+    assert "for which the two have no common yardstick" in block  # their real rows differ
+    alike = copy.deepcopy(variant)  # a judge that measures every real goal class as the default's does
+    alike["rows"] = [r for r in alike["rows"] if r["method"] != units.REAL] \
+        + [r for r in default["rows"] if r["method"] == units.REAL]
+    assert "the two judges measure every real goal class alike" in study_report.variant_block(default, alike, "x")
     # graph from 10 labels, classes 0, 3, 6, draws 0-2: 0.5 + 0.2 draw + 0.01 c (the variant 6 points more, at most
     # 100%: class 6's draw 2 is 1.0, not 1.02); the worst is class 0, draw 0; the target (within 1 point of the
     # ceiling, 0.90 and 0.96) only on draw 2, on both, so no draw is listed as met by one of them only
