@@ -187,6 +187,10 @@ SETTINGS = (
             one_of(*GRAPH_FEATURE_SPACES), str),
     Setting("graph_neighbours", "graph sampler: k of the k-NN graph", ("unlabelled",),
             int_at_least(1)),
+    Setting("graph_umap_components", "graph sampler: dimensions of the UMAP embedding whose own graph the "
+            "discovery must agree with (0: one graph)", ("unlabelled",), int_at_least(0)),
+    Setting("graph_umap_neighbours", "graph sampler: UMAP's n_neighbors for that embedding", ("unlabelled",),
+            int_at_least(2)),
     Setting("graph_restart", "graph sampler: personalised PageRank restart probability", SAMPLING,
             fraction),
     Setting("graph_core", "graph sampler: share of found neighbours that keeps a found image",

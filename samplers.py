@@ -12,6 +12,7 @@ that takes a prior takes a sampler (models.decode_prior_samples, say).
 `ratio`, `graph` and `pseudo-label` also learn from the unlabelled training images (never their labels):
 `fit_unlabelled` does that label-free part once per trained VAE.
 """
+import importlib.metadata
 import math
 import os
 from dataclasses import dataclass
@@ -151,16 +152,43 @@ def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
 def fit_unlabelled(model, train_x, cfg):
     """The label-free part of the ratio and graph samplers, for one trained VAE and its training images: every
     image's posterior (mu, logvar), the k-NN graph over the features `cfg.graph_features` names that the graph
-    sampler walks, and p_all, a GMM of the posterior means."""
+    sampler walks, a second k-NN graph over those features' UMAP embedding (None when cfg.graph_umap_components is
+    0) that its discovery must agree with, and p_all, a GMM of the posterior means."""
     mu, logvar = (t.cpu() for t in encode_posteriors(model, train_x))
-    if cfg.graph_features not in config.GRAPH_FEATURE_SPACES:
-        raise SamplerError(f"graph features must be one of {', '.join(config.GRAPH_FEATURE_SPACES)}, "
-                           f"got {cfg.graph_features!r}")
+    problem = config.BY_NAME["graph_features"].check(cfg.graph_features)  # a RunConfig built without validate()
+    if problem:
+        raise SamplerError(f"graph_features must be {problem}, got {cfg.graph_features!r}")
     # the posterior means, or the encoder's layer before the latent (the graph's features until 2026-12-02)
-    features = mu if cfg.graph_features == "latent-means" else hidden_features(model, train_x)
+    features = (mu if cfg.graph_features == "latent-means" else hidden_features(model, train_x)).float()
     graph = neighbour_graph(features, cfg.graph_neighbours).cpu()
+    second = None
+    if cfg.graph_umap_components > 0:
+        second = neighbour_graph(umap_embedding(features, cfg.graph_umap_components, cfg.graph_umap_neighbours,
+                                                cfg.seed), cfg.graph_neighbours).cpu()
     p_all = GaussianMixturePrior.fit(mu, cfg.ratio_components, "full", cfg.gmm_reg_covar, cfg.seed, n_init=1)
-    return {"mu": mu, "logvar": logvar, "neighbours": graph, "p_all": {"kind": p_all.kind, "args": p_all.init_args()}}
+    return {"mu": mu, "logvar": logvar, "neighbours": graph, "umap_neighbours": second,
+            "p_all": {"kind": p_all.kind, "args": p_all.init_args()}}
+
+
+def umap_embedding(features, components, neighbours, seed):
+    """The features' UMAP embedding (McInnes, Healy & Melville 2018) as N2D builds it for clustering (McConville et
+    al. 2020, "N2D: (Not Too) Deep Clustering via Clustering the Local Manifold of an Autoencoded Embedding": as
+    many dimensions as classes, 20 neighbours, min_dist 0, which packs each cluster tight). One thread with a fixed
+    random_state: the same seed gives the same embedding. 200 epochs: UMAP's own choice above 10,000 images, as
+    both training sets are; fixed, so that a quick run's few images do not take 500."""
+    import umap  # imported here: umap-learn loads numba, seconds that only this fit needs
+    learner = umap.UMAP(n_neighbors=neighbours, n_components=components, min_dist=0.0, n_epochs=200,
+                        random_state=seed, n_jobs=1)
+    return torch.from_numpy(learner.fit_transform(features.cpu().numpy()).astype(np.float32))
+
+
+def unlabelled_identity(cfg, data_fingerprint, base_hash):
+    """The cache identity of fit_unlabelled's result: cache.identity's, plus the versions of umap-learn and of the
+    nearest-neighbour library it builds its graph with, when the fit makes a UMAP embedding (kept out of every other
+    identity: they do not depend on them)."""
+    extra = {name: importlib.metadata.version(name) for name in ("umap-learn", "pynndescent")} \
+        if cfg.graph_umap_components > 0 else {}
+    return cache.identity("unlabelled", cfg, data_fingerprint, {"base": base_hash}, extra)
 
 
 def get_unlabelled(model, checkpoint, data, cfg, models_dir, log=print):
@@ -168,7 +196,7 @@ def get_unlabelled(model, checkpoint, data, cfg, models_dir, log=print):
     models_dir/unlabelled.pt under its identity: the base's content hash, the data, the graph and density settings,
     the code. Returns (the fit, its content hash)."""
     path = os.path.join(models_dir, "unlabelled.pt")
-    identity = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
+    identity = unlabelled_identity(cfg, data.fingerprint, checkpoint["content_hash"])
     with cache.locked(path):
         saved = cache.load_current(path, identity, "unlabelled", log)
         if saved is None:
@@ -245,7 +273,7 @@ def sweep_cut(adjacency, rank, min_size, max_size, tolerance=1.0):
 
 def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=constants.GRAPH_CORE,
                       max_share=constants.GRAPH_MAX_SHARE, rounds=constants.GRAPH_ROUNDS,
-                      tolerance=constants.GRAPH_CUT_TOLERANCE):
+                      tolerance=constants.GRAPH_CUT_TOLERANCE, agree_with=None):
     """Indices of the training images the graph assigns to the seeds' class: the sweep cut of a personalised
     PageRank from the seeds (positive-unlabelled learning by graph clustering), kept where at least `core` of an
     image's k neighbours were found too (the cluster's boundary is where other classes mix in).
@@ -262,7 +290,29 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
     smallest cut within `tolerance` of the lowest, a purer core, and the last takes the lowest cut of a walk
     seeded from that whole core and the expert's images (re-seeding from a cut is this project's step; Kloumann &
     Kleinberg's is that more seeds rank better). The size bounds stay the first walk's, so a later cut may be
-    smaller than the set that seeded it."""
+    smaller than the set that seeded it.
+
+    `agree_with`, a second k-NN graph over the same images (fit_unlabelled's, over a UMAP embedding): the walks
+    run on each graph alone, and the images both found, with the expert's, seed one last walk on the first graph,
+    whose cut takes them all in. From one label the two graphs merge the goal with different neighbours (MNIST, the
+    study's base VAE: the means' graph a 9 with the 4s, the embedding's a 4 with the 9s), so what both found is
+    nearly pure, and the last walk wins back the images either missed (the measurements: constants.py). Where the
+    images both found are not even half of the smaller set, the graphs put the label in different clusters and
+    their overlap is neither's (held out, an MNIST 8 whose overlap was the fringe of another digit): the first
+    graph's set stands alone."""
+    first = _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance)
+    if agree_with is None:
+        return first
+    second = _walks(agree_with, seeds, restart, core, max_share, rounds, tolerance)
+    agreed = np.intersect1d(first.numpy(), second.numpy())
+    if len(agreed) < 0.5 * min(len(first), len(second)):  # most of one of them, or no agreement
+        return first
+    return _walks(neighbours, np.union1d(agreed, seeds), restart, core, max_share, 1, tolerance)
+
+
+def _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance):
+    """found_goal_images on one graph: `rounds` walks from `seeds`, the last one's cut, every seed, the core
+    filter; the seeds always stay."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     adjacency = _adjacency(neighbours)
@@ -278,6 +328,14 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
     kept = found & (found[neighbours.numpy()].mean(1) >= core)
     kept[seeds] = True  # the expert's own labels always stay
     return torch.from_numpy(np.nonzero(kept)[0])
+
+
+def discover(unlabelled, seeds, cfg):
+    """found_goal_images with the graph settings of cfg, on fit_unlabelled's graphs: the graph and pseudo-label
+    samplers' discovery step."""
+    return found_goal_images(unlabelled["neighbours"], np.asarray(seeds), cfg.graph_restart, cfg.graph_core,
+                             cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance,
+                             unlabelled.get("umap_neighbours"))
 
 
 # --- the samplers -------------------------------------------------------------------------------
@@ -356,8 +414,7 @@ def per_goal(fit_one):
 @register("graph", "the goal class found among the unlabelled images by graph clustering", needs_unlabelled=True)
 @per_goal
 def fit_graph(model, data, cfg, seeds, unlabelled):
-    found = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
-                              cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance)
+    found = discover(unlabelled, seeds.numpy(), cfg)
     # the aggregate posterior of the found images, each posterior's variance scaled by the temperature
     mu, logvar = unlabelled["mu"][found], unlabelled["logvar"][found]
     return DiagonalMixture(mu, cfg.graph_temperature * logvar.exp()), {"found": found}
@@ -372,8 +429,7 @@ def fit_pseudo_label(model, data, cfg, labelled, unlabelled):
     n = len(data.train_x)
     pseudo, found = torch.zeros(n, dtype=torch.long), {}
     for index, (goal, seeds) in enumerate(labelled.items(), start=1):
-        found[goal] = found_goal_images(unlabelled["neighbours"], seeds.numpy(), cfg.graph_restart, cfg.graph_core,
-                                        cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance)
+        found[goal] = discover(unlabelled, seeds.numpy(), cfg)
         claimed = pseudo[found[goal]] != 0
         pseudo[found[goal]] = torch.where(claimed, -1, index)  # an image two goals claim is left out
     for index, (goal, seeds) in enumerate(labelled.items(), start=1):

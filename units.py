@@ -117,7 +117,7 @@ def unlabelled_unit(spec, base):
         cfg = config_of(spec)
         data = splits_for(cfg, spec["data_dir"])
         model, _, checkpoint = models.load_checkpoint(base["path"], device_of(spec))
-        ident = cache.identity("unlabelled", cfg, data.fingerprint, {"base": checkpoint["content_hash"]})
+        ident = samplers.unlabelled_identity(cfg, data.fingerprint, checkpoint["content_hash"])
         folder = unit_path(spec, "unlabelled", ident, "")  # a folder per identity: get_unlabelled names the file
         path = os.path.join(folder, "unlabelled.pt")
         cached = cache.load_current(path, ident, spec["name"], log) is not None

@@ -63,7 +63,7 @@ BAD_VALUES = {"arch": "mlp", "graph_features": "pixels", "likelihood": "laplace"
               "gmm_components": 0, "gmm_covariance_type": "banded", "gmm_reg_covar": 0.0, "gmm_kl_samples": 0,
               "batch_size": 0, "lr": 0.0, "lr_schedule": "cosine", "warmup": 1.0, "epochs_base": 0,
               "epochs_finetune": 0, "patience": 0, "lr_patience": -1, "grad_clip": 0.0, "channels_last": 1,
-              "graph_neighbours": 0, "graph_restart": 0.0, "graph_core": 1.5, "graph_max_share": 0.0, "graph_rounds": 0, "graph_cut_tolerance": 0.9,
+              "graph_neighbours": 0, "graph_umap_components": -1, "graph_umap_neighbours": 1, "graph_restart": 0.0, "graph_core": 1.5, "graph_max_share": 0.0, "graph_rounds": 0, "graph_cut_tolerance": 0.9,
               "graph_temperature": 0.0, "pseudo_epochs": 0, "ratio_components": 0, "ratio_rounds": -1, "classifier_epochs": 0,
               "classifier_lr": -1.0, "classifier_batch_size": 0, "eval_samples": 1, "prdc_neighbours": 0}
 
