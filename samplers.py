@@ -173,20 +173,25 @@ def fit_unlabelled(model, train_x, cfg):
 def umap_embedding(features, components, neighbours, seed):
     """The features' UMAP embedding (McInnes, Healy & Melville 2018) as N2D builds it for clustering (McConville et
     al. 2020, "N2D: (Not Too) Deep Clustering via Clustering the Local Manifold of an Autoencoded Embedding": as
-    many dimensions as classes, 20 neighbours, min_dist 0, which packs each cluster tight). One thread with a fixed
-    random_state: the same seed gives the same embedding. 200 epochs: UMAP's own choice above 10,000 images, as
-    both training sets are; fixed, so that a quick run's few images do not take 500."""
+    many dimensions as classes, 20 neighbours, min_dist 0, which packs each cluster tight). A fixed random_state
+    on one thread: the same seed gives the same embedding, with the same library versions (the fit's identity holds
+    them) on the same kind of CPU. 200 epochs: UMAP's own choice
+    above 10,000 images, as both training sets are; fixed, so that a quick run's few images do not take 500."""
     import umap  # imported here: umap-learn loads numba, seconds that only this fit needs
     learner = umap.UMAP(n_neighbors=neighbours, n_components=components, min_dist=0.0, n_epochs=200,
-                        random_state=seed, n_jobs=1)
-    return torch.from_numpy(learner.fit_transform(features.cpu().numpy()).astype(np.float32))
+                        random_state=seed, n_jobs=1)  # a random_state forces one thread; said, so umap-learn does not warn
+    embedding = torch.from_numpy(learner.fit_transform(features.cpu().numpy()).astype(np.float32))
+    if not torch.isfinite(embedding).all():  # umap-learn leaves the rows of points it could not place as NaN
+        raise SamplerError(f"the UMAP embedding of {len(features)} images has points it could not place: "
+                           "set graph_umap_components to 0 for one graph")
+    return embedding
 
 
 def unlabelled_identity(cfg, data_fingerprint, base_hash):
-    """The cache identity of fit_unlabelled's result: cache.identity's, plus the versions of umap-learn and of the
-    nearest-neighbour library it builds its graph with, when the fit makes a UMAP embedding (kept out of every other
-    identity: they do not depend on them)."""
-    extra = {name: importlib.metadata.version(name) for name in ("umap-learn", "pynndescent")} \
+    """The cache identity of fit_unlabelled's result: cache.identity's, plus the versions of umap-learn, of the
+    nearest-neighbour library it builds its graph with and of the compiler its layout runs on (numba, llvmlite),
+    when the fit makes a UMAP embedding (kept out of every other identity: they do not depend on them)."""
+    extra = {name: importlib.metadata.version(name) for name in ("umap-learn", "pynndescent", "numba", "llvmlite")} \
         if cfg.graph_umap_components > 0 else {}
     return cache.identity("unlabelled", cfg, data_fingerprint, {"base": base_hash}, extra)
 
@@ -296,17 +301,24 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
     run on each graph alone, and the images both found, with the expert's, seed one last walk on the first graph,
     whose cut takes them all in. From one label the two graphs merge the goal with different neighbours (MNIST, the
     study's base VAE: the means' graph a 9 with the 4s, the embedding's a 4 with the 9s), so what both found is
-    nearly pure, and the last walk wins back the images either missed (the measurements: constants.py). Where the
+    nearly pure, and the last walk wins back the images either missed (the measurements: constants.py); its size
+    bounds are those of its own seeds, so its cut holds at least every agreed image, and those skip the core
+    filter. Where the
     images both found are not even half of the smaller set, the graphs put the label in different clusters and
     their overlap is neither's (held out, an MNIST 8 whose overlap was the fringe of another digit): the first
     graph's set stands alone."""
     first = _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance)
     if agree_with is None:
         return first
+    if agree_with.shape[0] != neighbours.shape[0]:
+        raise SamplerError(f"the two graphs must join the same images, got {neighbours.shape[0]} and "
+                           f"{agree_with.shape[0]}")
     second = _walks(agree_with, seeds, restart, core, max_share, rounds, tolerance)
     agreed = np.intersect1d(first.numpy(), second.numpy())
-    if len(agreed) < 0.5 * min(len(first), len(second)):  # most of one of them, or no agreement
+    # the graphs disagree where the overlap is under half of the smaller set (this project's rule; constants.py)
+    if len(agreed) < 0.5 * min(len(first), len(second)):
         return first
+    # every agreed image seeds the last walk, so it stays, core filter or not, and the cut holds at least as many
     return _walks(neighbours, np.union1d(agreed, seeds), restart, core, max_share, 1, tolerance)
 
 
@@ -326,7 +338,7 @@ def _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance):
     found[members] = True
     found[seeds] = True
     kept = found & (found[neighbours.numpy()].mean(1) >= core)
-    kept[seeds] = True  # the expert's own labels always stay
+    kept[seeds] = True  # the seeds always stay: the expert's own labels (and, in an agreed walk, the agreed set)
     return torch.from_numpy(np.nonzero(kept)[0])
 
 
@@ -335,7 +347,7 @@ def discover(unlabelled, seeds, cfg):
     samplers' discovery step."""
     return found_goal_images(unlabelled["neighbours"], np.asarray(seeds), cfg.graph_restart, cfg.graph_core,
                              cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance,
-                             unlabelled.get("umap_neighbours"))
+                             unlabelled["umap_neighbours"])
 
 
 # --- the samplers -------------------------------------------------------------------------------

@@ -131,9 +131,10 @@ def test_every_setting_the_code_of_an_artefact_reads_is_in_its_identity():
              "goal": [train.train_run, train.fit_prior, train.labelled_kl_masks, datasets.load_for],
              "gmm": [train.train_run, train.fit_prior, train.labelled_kl_masks, train.check_goal_data,
                      datasets.load_for],
-             "unlabelled": [samplers.get_unlabelled, samplers.fit_unlabelled, datasets.load_for],
+             "unlabelled": [samplers.get_unlabelled, samplers.unlabelled_identity, samplers.fit_unlabelled,
+                            datasets.load_for],
              "evaluation": [samplers.fit_sampler, samplers.labelled_indices, units.evaluation_unit, units.splits_for,
-                            samplers.fit_pseudo_label, fitting.fit],
+                            samplers.fit_pseudo_label, samplers.discover, fitting.fit],
              "classifier": [classifier.get_classifier]}
     # reads in branches that do not run for that kind, or values that reach it through a parent's content hash
     not_for_this_kind = {"base": {"labelled_only_kl"}, "cvae": {"labelled_only_kl"},  # a fine-tune's branch only

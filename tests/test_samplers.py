@@ -217,6 +217,9 @@ def test_two_graphs_that_merge_the_goal_with_different_neighbours_agree_on_the_g
                      samplers.found_goal_images(first, np.array(seeds), agree_with=second)]
             purity.append([(labels[f.numpy()] == 0).mean() for f in found])
             recall.append([(labels[f.numpy()] == 0).sum() / 500 for f in found])
+        # the samplers' discovery step walks both of fit_unlabelled's graphs, with the settings' defaults
+        assert torch.equal(samplers.discover({"neighbours": first, "umap_neighbours": second}, np.array(seeds),
+                                             config.RunConfig()), found[2])
     purity, recall = np.array(purity), np.array(recall)
     # measured: mean purity 0.874, 0.882 -> 0.929; worst 0.575, 0.697 -> 0.906; mean recall 0.763, 0.798 -> 0.819
     assert purity[:, 2].mean() > purity[:, :2].mean(0).max() + 0.03
@@ -225,11 +228,11 @@ def test_two_graphs_that_merge_the_goal_with_different_neighbours_agree_on_the_g
 
 
 def test_where_two_graphs_put_the_label_in_different_clusters_the_first_graph_stands_alone():
-    """The goal blob (0, 300 points) touches blob 1 (300) in both views and is far from both in neither... except
-    that the second view moves it far away and puts the label, an image of blob 0, inside blob 1 (as UMAP placed an
-    MNIST 8, held out). The first graph finds a mix, mostly the goal; the second, blob 1; their overlap is blob 1's
-    fringe, under half of either set. A walk from that fringe would find blob 1: the discovery is the first graph's
-    set instead."""
+    """In the first view the goal blob (0, 300 points) touches blob 1 (300); in the second it is far from both
+    others, and the labelled image of blob 0 sits inside blob 1 (as UMAP placed an MNIST 8, held out). The first
+    graph finds a mix, mostly the goal; the second, blob 1; their overlap is blob 1's fringe, under half of either
+    set. A walk from that fringe would find blob 1: the discovery is the first graph's set instead. Two graphs of
+    different images are refused."""
     g = torch.Generator().manual_seed(1)
     near, far = torch.tensor([2.5, 0, 0, 0, 0]), torch.tensor([30.0, 30, 0, 0, 0])
     noise = torch.randn(1600, 5, generator=g)
@@ -245,6 +248,8 @@ def test_where_two_graphs_put_the_label_in_different_clusters_the_first_graph_st
     from_fringe = samplers.found_goal_images(first, np.union1d(overlap, seeds), max_share=0.3, rounds=1).numpy()
     assert (labels[from_fringe] == 0).mean() < 0.4  # measured 0.32
     assert torch.equal(samplers.found_goal_images(first, seeds, max_share=0.3, agree_with=second), alone)
+    with pytest.raises(SamplerError, match="the two graphs must join the same images, got 1600 and 1000"):
+        samplers.found_goal_images(first, seeds, agree_with=second[:1000])
 
 
 def test_graph_sampler_finds_the_labelled_cluster_among_unlabelled_points():
