@@ -128,66 +128,38 @@ def test_the_readme_says_the_variant_is_judged_like_the_default_only_where_it_is
     assert real[0] == real[1] != {}  # the one classifier's rates on the same real test images
 
 
-def test_the_variant_paragraph_says_which_study_meets_which_target():
-    """What the variant paragraph says of sharpness and of `graph`'s targets: from 10 labels the default meets every
-    class draw the variant meets and more, on both datasets; on MNIST more from 1 label and the same draws from 3; on
-    Fashion-MNIST one draw each way from 3 labels and from 1; both studies meet both MNIST pairs. Latent 32 is sharper
-    on MNIST by every measure; on Fashion-MNIST its ceiling is sharper, its best sampler's Fréchet distance is not."""
+def test_the_variant_paragraph_compares_only_what_the_code_change_left_alone():
+    """The variant was measured before the second graph: the paragraph says so where the code fingerprints differ,
+    and then compares the ceilings only, which the samplers' code does not touch (the default study's own latent-32
+    design has the variant's ceilings exactly). Latent 32 gives the sharper ceiling on both datasets (a lower mean
+    Fréchet distance to real goal images, a higher recall), and the same classes within the decoder's reach."""
     default, variant = load(STUDY), load(VARIANTS["latent-32"])
     text = " ".join(open(README).read().split())
-    assert "Both studies ran on the same machine, with the same code" in text
-    assert default["code"] == variant["code"]
-    assert "On MNIST a latent of 32 is sharper on every measure of sharpness here" in text
-    assert ("On Fashion-MNIST its ceiling is sharper too, and its best sampler's recall against real images higher, "
-            "but that sampler's mean Fréchet distance is higher, all of it from the sandal; the same classes stay out "
-            "of the decoder's reach") in text
-    assert "which the variant does not from 10 labels" in text
-    assert ("from 10 labels, on both datasets, it meets every class draw the variant meets and more; on MNIST it meets "
-            "more from 1 label and the same draws from 3; on Fashion-MNIST, from 3 labels and from 1, each meets one "
-            "draw the other misses; and both studies meet the two MNIST pairs") in text
-    method = units.sampler_method("graph")
-
-    def met(study, dataset, labels):
-        return {(c, key) for c, key, ok in study_report.targets_of_few_labels(
-            study_report.Rows(study), dataset, method, labels, labels == "10") if ok}
-    for dataset in ("mnist", "fashion-mnist"):
-        assert met(variant, dataset, "10") < met(default, dataset, "10")
-    assert len(met(default, "mnist", "1")) > len(met(variant, "mnist", "1"))
-    assert met(default, "mnist", "3") == met(variant, "mnist", "3")
-    for labels in ("3", "1"):
-        assert len(met(default, "fashion-mnist", labels) - met(variant, "fashion-mnist", labels)) == 1
-        assert len(met(variant, "fashion-mnist", labels) - met(default, "fashion-mnist", labels)) == 1
-    for study in (default, variant):
-        prose = study_report.study_prose(study)
-        for pair in ("6 + 9", "3 + 8"):
-            verdict = re.search(re.escape(f"goals {pair} together from 10 labels each:") + r".*?Target \(.*?\) (met|missed)\.",
-                                prose).group(1)
-            assert verdict == "met", pair
+    assert "Both studies ran on the same machine" in text
+    if default["code"] != variant["code"]:
+        assert ("The variant was measured before the graph sampler asked a second graph (the block above says it "
+                "comes from other code): its ceilings do not depend on the samplers, its sampler lines do, so only "
+                "the ceilings are compared here") in text
+        assert study_report.STALE_VARIANT in report.read_block("study-latent-32", README)
+    else:  # measured again: the paragraph must be rewritten from the new comparison
+        assert "The variant was measured before the graph sampler asked a second graph" not in text
+    assert ("On MNIST a latent of 32 gives the sharper ceiling (a lower Fréchet distance to real goal images, a higher "
+            "recall against them), and so it does on Fashion-MNIST, where the same classes stay out of the decoder's "
+            "reach") in text
 
     def ceiling(study, dataset, key):  # the mean over classes of the study's own (default) design's ceilings
         return statistics.mean(r[key] for r in study_report.design_ceilings(study_report.Rows(study), dataset,
                                                                              study_report.DEFAULT)[1])
-
-    def best(study, dataset, key):  # {class: the best sampler's metric} from 10 labels
-        return study_report.best_sampler_per_class(study_report.Rows(study), dataset, "10", key)
-
-    def mean_best(study, dataset, key):
-        return statistics.mean(best(study, dataset, key).values())
     for dataset in ("mnist", "fashion-mnist"):
         assert ceiling(variant, dataset, "fd_goal") < ceiling(default, dataset, "fd_goal")
         assert ceiling(variant, dataset, "recall_real") > ceiling(default, dataset, "recall_real")
-        assert mean_best(variant, dataset, "recall_real") > mean_best(default, dataset, "recall_real")
-    assert mean_best(variant, "mnist", "fd_goal") < mean_best(default, "mnist", "fd_goal")
-    fd = [best(study, "fashion-mnist", "fd_goal") for study in (default, variant)]
-    assert statistics.mean(fd[1].values()) > statistics.mean(fd[0].values())
-    sandal = 5
-    assert statistics.mean(v for c, v in fd[1].items() if c != sandal) \
-        <= statistics.mean(v for c, v in fd[0].items() if c != sandal)  # all of the gap is the sandal's
-    for dataset in ("mnist", "fashion-mnist"):  # the same classes within (and out of) the decoder's reach
         reach = [{c for c in study["settings"]["classes"]
                   if study_report.ceiling_reach(study_report.Rows(study), dataset, c, "default")[2]}
                  for study in (default, variant)]
         assert reach[0] == reach[1]
+    coat, shirt = 4, 6
+    for c in (coat, shirt):
+        assert not study_report.ceiling_reach(study_report.Rows(default), "fashion-mnist", c, "default")[2]
 
 
 # label draws whose discovery found the very same images, checked on the study's own VAE and graph (2026-12-02): the
@@ -253,18 +225,32 @@ def test_every_figure_and_file_the_readme_links_is_committed():
 
 
 def test_where_the_readme_says_discovery_fails_from_one_label():
-    """The samplers section's list of one-label failures on Fashion-MNIST, from the study: a trouser draw that finds
-    almost no trousers, a dress rate under half, and a shirt draw below what the base VAE draws from N(0, I)."""
+    """The samplers section's list of one-label failures, from the study: on MNIST the one class draw that misses
+    its target is a 7 whose found images are pure but a small share of the 7s (its samples' target rate reached, its
+    coverage not); on Fashion-MNIST a trouser draw that finds almost no trousers, a sandal rate under half, and a shirt
+    draw below what the base VAE draws from N(0, I)."""
     text = " ".join(open(README).read().split())
-    assert ("one trouser draw finds almost no trousers, on average fewer than half of what it draws for the dress are "
-            "dresses, and it draws few shirts, on its worst draw fewer than a base VAE draws from N(0, I)") in text
-    rows = [r for r in load(STUDY)["rows"] if r["dataset"] == "fashion-mnist" and r["design"] == "default"
-            and r["method"] == units.sampler_method("graph") and r["labels"] == "1"]
+    assert ("the one class draw that still misses is a 7 whose label sits in a small cluster of 7s: it finds about a "
+            "tenth of them, so its samples are 7s but cover little of the class") in text
+    study_json = load(STUDY)
+    method = units.sampler_method("graph")
+    missed = [(c, key) for c, key, ok in study_report.targets_of_few_labels(study_report.Rows(study_json), "mnist",
+                                                                             method, "1", False) if not ok]
+    assert len(missed) == 1 and missed[0][0] == 7, missed
+    seven = [r for r in study_json["rows"] if r["dataset"] == "mnist" and r["design"] == "default"
+             and r["method"] == method and r["labels"] == "1" and r["goals"] == [7]]
+    worst = min(seven, key=lambda r: r["found"]["7"]["recall"])
+    assert worst["found"]["7"]["purity"] > 0.95 and 0.05 < worst["found"]["7"]["recall"] < 0.15
+    assert worst["target_rate"] > 0.95 and worst["coverage"] < 0.8
+    assert ("one trouser draw finds almost no trousers, on average fewer than half of what it draws for the sandal are "
+            "sandals, and it draws few shirts, on its worst draw fewer than a base VAE draws from N(0, I)") in text
+    rows = [r for r in study_json["rows"] if r["dataset"] == "fashion-mnist" and r["design"] == "default"
+            and r["method"] == method and r["labels"] == "1"]
     trouser = [r["found"]["1"]["purity"] for r in rows if r["goals"] == [1]]
-    dress = [r["target_rate"] for r in rows if r["goals"] == [3]]
+    sandal = [r["target_rate"] for r in rows if r["goals"] == [5]]
     shirt = [r["target_rate"] for r in rows if r["goals"] == [6]]
-    assert len(trouser) == len(dress) == len(shirt) == 3
-    assert min(trouser) < 0.1 and statistics.mean(dress) < 0.5
+    assert len(trouser) == len(sandal) == len(shirt) == 3
+    assert min(trouser) < 0.1 and statistics.mean(sandal) < 0.5
     standard_normal = [r["target_rate"] for r in load(RESULTS["fashion-mnist"])["sampling"]
                        if r["model"] == "base" and r["labels"] is None]
     assert load(RESULTS["fashion-mnist"])["goals"] == [6] and len(standard_normal) == 1
