@@ -136,10 +136,11 @@ def test_the_variant_paragraph_compares_only_what_the_code_change_left_alone():
     default, variant = load(STUDY), load(VARIANTS["latent-32"])
     text = " ".join(open(README).read().split())
     assert "Both studies ran on the same machine" in text
+    assert default["engine"]["driver"] == variant["engine"]["driver"]
     if default["code"] != variant["code"]:
         assert ("The variant was measured before the graph sampler asked a second graph (the block above says it "
-                "comes from other code): its ceilings do not depend on the samplers, its sampler lines do, so only "
-                "the ceilings are compared here") in text
+                "comes from other code): its ceilings are exactly those that today's code measured for that design, "
+                "its sampler lines are not, so today's lines compare the ceilings only") in text
         assert study_report.STALE_VARIANT in report.read_block("study-latent-32", README)
     else:  # measured again: the paragraph must be rewritten from the new comparison
         assert "The variant was measured before the graph sampler asked a second graph" not in text
@@ -158,8 +159,9 @@ def test_the_variant_paragraph_compares_only_what_the_code_change_left_alone():
                  for study in (default, variant)]
         assert reach[0] == reach[1]
     coat, shirt = 4, 6
-    for c in (coat, shirt):
-        assert not study_report.ceiling_reach(study_report.Rows(default), "fashion-mnist", c, "default")[2]
+    for c in (coat, shirt):  # "far below": under half of the classifier's rate on real ones
+        worst, real, reached = study_report.ceiling_reach(study_report.Rows(default), "fashion-mnist", c, "default")
+        assert not reached and worst < real / 2
 
 
 # label draws whose discovery found the very same images, checked on the study's own VAE and graph (2026-12-02): the
@@ -225,33 +227,62 @@ def test_every_figure_and_file_the_readme_links_is_committed():
 
 
 def test_where_the_readme_says_discovery_fails_from_one_label():
-    """The samplers section's list of one-label failures, from the study: on MNIST the one class draw that misses
-    its target is a 7 whose found images are pure but a small share of the 7s (its samples' target rate reached, its
-    coverage not); on Fashion-MNIST a trouser draw that finds almost no trousers, a sandal rate under half, and a shirt
-    draw below what the base VAE draws from N(0, I)."""
+    """The samplers section's list of one-label failures, from the study: on MNIST every class draw's found images
+    are nearly all (at least 0.95) the goal, and the one class draw that misses its target is a 7 whose found images are pure but a
+    small share of the 7s (its samples' target rate reached, its coverage not); on Fashion-MNIST most class draws
+    miss, the tops' found images are at most about half their class on average (under 0.6), the bag's are pure but partial, a trouser
+    draw finds almost no trousers, the sandal's rate is under half, and a shirt draw is below what the base VAE draws
+    from N(0, I)."""
     text = " ".join(open(README).read().split())
-    assert ("the one class draw that still misses is a 7 whose label sits in a small cluster of 7s: it finds about a "
-            "tenth of them, so its samples are 7s but cover little of the class") in text
     study_json = load(STUDY)
     method = units.sampler_method("graph")
-    missed = [(c, key) for c, key, ok in study_report.targets_of_few_labels(study_report.Rows(study_json), "mnist",
-                                                                             method, "1", False) if not ok]
+
+    def one_label(dataset, c):
+        return [r for r in study_json["rows"] if r["dataset"] == dataset and r["design"] == "default"
+                and r["method"] == method and r["labels"] == "1" and r["goals"] == [c]]
+
+    def found(dataset, c, key):
+        return [r["found"][str(c)][key] for r in one_label(dataset, c)]
+    assert ("keeps a neighbouring digit's cluster out: on every class draw nearly all the images it takes as the "
+            "goal are of the goal class") in text
+    assert min(min(found("mnist", c, "purity")) for c in range(10)) >= 0.95
+    assert ("The one class draw that still misses its target is a 7 whose label sits in a small cluster of 7s: it "
+            "finds about a tenth of them, so its samples are 7s but cover little of the class") in text
+    outcomes = study_report.targets_of_few_labels(study_report.Rows(study_json), "mnist", method, "1", False)
+    missed = [(c, key) for c, key, ok in outcomes if not ok]
     assert len(missed) == 1 and missed[0][0] == 7, missed
-    seven = [r for r in study_json["rows"] if r["dataset"] == "mnist" and r["design"] == "default"
-             and r["method"] == method and r["labels"] == "1" and r["goals"] == [7]]
-    worst = min(seven, key=lambda r: r["found"]["7"]["recall"])
-    assert worst["found"]["7"]["purity"] > 0.95 and 0.05 < worst["found"]["7"]["recall"] < 0.15
-    assert worst["target_rate"] > 0.95 and worst["coverage"] < 0.8
+    seven = next(r for r in one_label("mnist", 7) if r["draw"] == missed[0][1][1])
+    assert seven["found"]["7"]["purity"] > 0.95 and 0.05 < seven["found"]["7"]["recall"] < 0.15
+    assert seven["target_rate"] > 0.95 and seven["coverage"] < 0.8
+    assert "On Fashion-MNIST from one label it misses on most class draws" in text
+    fashion = study_report.targets_of_few_labels(study_report.Rows(study_json), "fashion-mnist", method, "1", False)
+    assert sum(ok for *_, ok in fashion) < len(fashion) / 2
+    assert ("(the tops: T-shirt, pullover, coat, shirt) it takes the neighbours too, so that on average at most about "
+            "half of what it takes for each is of that class; the bag, like the MNIST 7, is found pure but only in part") \
+        in text
+    for top in (0, 2, 4, 6):
+        assert statistics.mean(found("fashion-mnist", top, "purity")) < 0.6, top
+    bag = 8
+    assert min(found("fashion-mnist", bag, "purity")) > 0.95 and max(found("fashion-mnist", bag, "recall")) < 0.6
     assert ("one trouser draw finds almost no trousers, on average fewer than half of what it draws for the sandal are "
             "sandals, and it draws few shirts, on its worst draw fewer than a base VAE draws from N(0, I)") in text
-    rows = [r for r in study_json["rows"] if r["dataset"] == "fashion-mnist" and r["design"] == "default"
-            and r["method"] == method and r["labels"] == "1"]
-    trouser = [r["found"]["1"]["purity"] for r in rows if r["goals"] == [1]]
-    sandal = [r["target_rate"] for r in rows if r["goals"] == [5]]
-    shirt = [r["target_rate"] for r in rows if r["goals"] == [6]]
-    assert len(trouser) == len(sandal) == len(shirt) == 3
-    assert min(trouser) < 0.1 and statistics.mean(sandal) < 0.5
+    sandal = [r["target_rate"] for r in one_label("fashion-mnist", 5)]
+    shirt = [r["target_rate"] for r in one_label("fashion-mnist", 6)]
+    assert len(sandal) == len(shirt) == 3
+    assert min(found("fashion-mnist", 1, "purity")) < 0.1 and statistics.mean(sandal) < 0.5
     standard_normal = [r["target_rate"] for r in load(RESULTS["fashion-mnist"])["sampling"]
                        if r["model"] == "base" and r["labels"] is None]
     assert load(RESULTS["fashion-mnist"])["goals"] == [6] and len(standard_normal) == 1
     assert min(shirt) < standard_normal[0]
+
+
+def test_where_the_second_graph_cannot_help_is_the_study_s_sandal():
+    """The discovery paragraph's sandal: both graphs agreed on a mix, about half sandals, on the study's first draw
+    from 1 label."""
+    text = " ".join(open(README).read().split())
+    assert ("the study's first sandal draw from 1 label, which the means' graph alone found nearly pure before the "
+            "second graph, is now about half sandals") in text
+    sandal = next(r for r in load(STUDY)["rows"] if r["dataset"] == "fashion-mnist" and r["design"] == "default"
+                  and r["method"] == units.sampler_method("graph") and r["labels"] == "1" and r["goals"] == [5]
+                  and r["draw"] == 0)
+    assert 0.4 < sandal["found"]["5"]["purity"] < 0.6
