@@ -85,7 +85,8 @@ GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training im
 #   on MNIST the means' graph is below 0.95 pure on 5 draws, the embedding's on 6, both on 4 (a 3, a 4, two 9s),
 #   where what both found is 0.949 pure or more;
 # - held out, alltests.py's base VAEs: MNIST from 1 label 0.937 (0.604) -> 0.954 (0.609), 23 -> 26 draws; from 3
-#   labels 0.959 (0.642) -> 0.967 (0.642) (worst recall 0.500 -> 0.841), 26 -> 28; from 10 labels 0.990 -> 0.990, 30 -> 30;
+#   labels 0.959 (0.642) -> 0.967 (0.642) (worst recall 0.500 -> 0.841), 26 -> 28; from 10 labels 0.990 -> 0.990,
+#   30 -> 30;
 #   Fashion-MNIST 0.578 (0.066) -> 0.579 (0.039) from 1 label, 0.687 -> 0.691 from 3, 0.755 -> 0.755 from 10 (8 -> 9
 #   draws). The control, the means' graph agreeing with itself (the extra walk without a second graph): MNIST from 1
 #   label 0.933 (0.574), 24 draws, on the study's VAE, 0.937 (0.604) held out; Fashion-MNIST 0.575, 0.669, 0.726 from

@@ -179,7 +179,7 @@ def umap_embedding(features, components, neighbours, seed):
     above 10,000 images, as both training sets are; fixed, so that a quick run's few images do not take 500."""
     import umap  # imported here: umap-learn loads numba, seconds that only this fit needs
     learner = umap.UMAP(n_neighbors=neighbours, n_components=components, min_dist=0.0, n_epochs=200,
-                        random_state=seed, n_jobs=1)  # a random_state forces one thread; said, so umap-learn does not warn
+                        random_state=seed, n_jobs=1)  # a random_state forces one thread: said, so it does not warn
     embedding = torch.from_numpy(learner.fit_transform(features.cpu().numpy()).astype(np.float32))
     if not torch.isfinite(embedding).all():  # umap-learn leaves the rows of points it could not place as NaN
         raise SamplerError(f"the UMAP embedding of {len(features)} images has points it could not place: "
@@ -299,14 +299,13 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
 
     `agree_with`, a second k-NN graph over the same images (fit_unlabelled's, over a UMAP embedding): the walks
     run on each graph alone, and the images both found, with the expert's, seed one last walk on the first graph,
-    whose cut takes them all in. From one label the two graphs often go wrong on the same draws, but where each takes
-    other images in with the goal it mostly takes in different ones (MNIST, the study's base VAE), so what both
-    found is purer than either set, and the last walk wins back the images either missed (the measurements: constants.py); its size
-    bounds are those of its own seeds, so its cut holds at least every agreed image, and those skip the core
-    filter. Where the
-    images both found are not even half of the smaller set, the graphs put the label in different clusters and
-    their overlap is neither's (held out, an MNIST 8 whose overlap was the fringe of another digit): the first
-    graph's set stands alone."""
+    whose cut takes them all in. From one label the two graphs often go wrong on the same draws, but where each
+    takes other images in with the goal it mostly takes in different ones (MNIST, the study's base VAE), so what
+    both found is purer than either set, and the last walk wins back the images either missed (the measurements:
+    constants.py); its size bounds are those of its own seeds, so its cut holds at least every agreed image, and
+    those skip the core filter. Where the images both found are not even half of the smaller set, the graphs put
+    the label in different clusters and their overlap is neither's (held out, an MNIST 8 whose overlap was the
+    fringe of another digit): the first graph's set stands alone."""
     first = _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance)
     if agree_with is None:
         return first

@@ -227,12 +227,12 @@ def test_every_figure_and_file_the_readme_links_is_committed():
 
 
 def test_where_the_readme_says_discovery_fails_from_one_label():
-    """The samplers section's list of one-label failures, from the study: on MNIST every class draw's found images
-    are nearly all (at least 0.95) the goal, and the one class draw that misses its target is a 7 whose found images are pure but a
-    small share of the 7s (its samples' target rate reached, its coverage not); on Fashion-MNIST most class draws
-    miss, the tops' found images are at most about half their class on average (under 0.6), the bag's are pure but partial, a trouser
-    draw finds almost no trousers, the sandal's rate is under half, and a shirt draw is below what the base VAE draws
-    from N(0, I)."""
+    """The samplers section's list of one-label failures, from the study: on MNIST every class draw's found
+    images are nearly all (at least 0.95) the goal, and the one class draw that misses its target is a 7 whose found
+    images are pure but a small share of the 7s (its samples' target rate reached, its coverage not); on
+    Fashion-MNIST most class draws miss, the tops' found images are at most about half their class on average
+    (under 0.6), the bag's are pure but partial, a trouser draw finds almost no trousers, the sandal's rate is under
+    half, and a shirt draw is below what the base VAE draws from N(0, I)."""
     text = " ".join(open(README).read().split())
     study_json = load(STUDY)
     method = units.sampler_method("graph")
@@ -258,8 +258,8 @@ def test_where_the_readme_says_discovery_fails_from_one_label():
     fashion = study_report.targets_of_few_labels(study_report.Rows(study_json), "fashion-mnist", method, "1", False)
     assert sum(ok for *_, ok in fashion) < len(fashion) / 2
     assert ("(the tops: T-shirt, pullover, coat, shirt) it takes the neighbours too, so that on average at most about "
-            "half of what it takes for each is of that class; the bag, like the MNIST 7, is found pure but only in part") \
-        in text
+            "half of what it takes for each is of that class; the bag, like the MNIST 7, is found pure but only in "
+            "part") in text
     for top in (0, 2, 4, 6):
         assert statistics.mean(found("fashion-mnist", top, "purity")) < 0.6, top
     bag = 8
