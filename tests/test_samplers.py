@@ -194,10 +194,10 @@ def test_a_second_walk_from_the_first_cut_finds_a_class_the_first_mixes_with_its
 
 def test_two_graphs_that_merge_the_goal_with_different_neighbours_agree_on_the_goal():
     """The same 3,500 points seen two ways: in the first view the goal blob (0) touches blob 1 and blob 2 is far,
-    in the second it touches blob 2 and blob 1 is far (as the posterior means' graph merges an MNIST 9 with the 4s
-    and the UMAP embedding's a 4 with the 9s). Over three data draws and three label sets, what both graphs' walks
-    found seeds a walk that is purer than either graph alone, on average and in the worst draw, and finds as much
-    of the goal."""
+    in the second it touches blob 2 and blob 1 is far (as on MNIST from one label, where each graph takes other
+    images in with the goal, but mostly different ones: constants.py). Over three data draws and three label sets,
+    what both graphs' walks found seeds a walk that is purer than either graph alone, on average and in the worst
+    draw, and finds as much of the goal; the samplers' discover walks both graphs, with the settings' defaults."""
     def views(seed):
         g = torch.Generator().manual_seed(seed)
         sizes = [500, 500, 500, 1000, 1000]
@@ -217,7 +217,6 @@ def test_two_graphs_that_merge_the_goal_with_different_neighbours_agree_on_the_g
                      samplers.found_goal_images(first, np.array(seeds), agree_with=second)]
             purity.append([(labels[f.numpy()] == 0).mean() for f in found])
             recall.append([(labels[f.numpy()] == 0).sum() / 500 for f in found])
-        # the samplers' discovery step walks both of fit_unlabelled's graphs, with the settings' defaults
         assert torch.equal(samplers.discover({"neighbours": first, "umap_neighbours": second}, np.array(seeds),
                                              config.RunConfig()), found[2])
     purity, recall = np.array(purity), np.array(recall)
