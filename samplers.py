@@ -15,6 +15,7 @@ that takes a prior takes a sampler (models.decode_prior_samples, say).
 import importlib.metadata
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -136,17 +137,26 @@ class PseudoLabelSampler(EqualMixture):
 
 # --- what the samplers learn from the unlabelled training images (no labels) -------------------------
 
-def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
-    """[N, k] indices of each row's k nearest other rows (Euclidean), by chunked exact search."""
+def nearest_neighbours(features, k, chunk=2048):
+    """([N, k] distances, [N, k] indices) of each row's k nearest other rows (Euclidean), nearest first, by chunked
+    exact search."""
     features = features.float()
     squares = (features * features).sum(1)
-    rows = []
+    distances, indices = [], []
     for start in range(0, len(features), chunk):
         block = features[start:start + chunk]
-        distance = squares[start:start + chunk, None] - 2 * block @ features.T + squares[None]
-        distance[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf  # not itself
-        rows.append(distance.topk(k, largest=False).indices)
-    return torch.cat(rows)
+        # |a - b|^2 = |a|^2 - 2 a.b + |b|^2, clamped: rounding can leave a near-zero square below 0
+        square = squares[start:start + chunk, None] - 2 * block @ features.T + squares[None]
+        square[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf  # not itself
+        nearest = square.topk(k, largest=False)
+        distances.append(nearest.values.clamp_min(0).sqrt())
+        indices.append(nearest.indices)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
+    """[N, k] indices of each row's k nearest other rows (Euclidean), by chunked exact search."""
+    return nearest_neighbours(features, k, chunk)[1]
 
 
 def fit_unlabelled(model, train_x, cfg):
@@ -178,9 +188,22 @@ def umap_embedding(features, components, neighbours, seed):
     them) on the same kind of CPU. 200 epochs: UMAP's own choice
     above 10,000 images, as both training sets are; fixed, so that a quick run's few images do not take 500."""
     import umap  # imported here: umap-learn loads numba, seconds that only this fit needs
+    if len(features) <= neighbours:
+        raise SamplerError(f"a UMAP embedding with {neighbours} neighbours needs more than {neighbours} images, "
+                           f"got {len(features)}: set graph_umap_components to 0 for one graph")
+    # the exact k-NN, by the search the first graph uses, given to UMAP as its own list would be (each point its
+    # own nearest, at 0): UMAP otherwise searches approximately (NN-descent) or, under 4,096 points, calls a
+    # compiled metric once per pair, most of a small fit's time
+    distances, indices = nearest_neighbours(features, neighbours - 1)
+    itself = torch.arange(len(features))[:, None]
+    knn = (torch.cat([itself, indices], 1).numpy(), torch.cat([torch.zeros_like(itself, dtype=distances.dtype),
+                                                               distances], 1).numpy(), None)
     learner = umap.UMAP(n_neighbors=neighbours, n_components=components, min_dist=0.0, n_epochs=200,
-                        random_state=seed, n_jobs=1)  # a random_state forces one thread: said, so it does not warn
-    embedding = torch.from_numpy(learner.fit_transform(features.cpu().numpy()).astype(np.float32))
+                        random_state=seed, n_jobs=1,  # a random_state forces one thread: said, so it does not warn
+                        precomputed_knn=knn)
+    with warnings.catch_warnings():  # without a search index umap-learn warns that transform() cannot map new
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")  # points: this fit never calls it
+        embedding = torch.from_numpy(learner.fit_transform(features.cpu().numpy()).astype(np.float32))
     if not torch.isfinite(embedding).all():  # umap-learn leaves the rows of points it could not place as NaN
         raise SamplerError(f"the UMAP embedding of {len(features)} images has points it could not place: "
                            "set graph_umap_components to 0 for one graph")
@@ -188,10 +211,10 @@ def umap_embedding(features, components, neighbours, seed):
 
 
 def unlabelled_identity(cfg, data_fingerprint, base_hash):
-    """The cache identity of fit_unlabelled's result: cache.identity's, plus the versions of umap-learn, of the
-    nearest-neighbour library it builds its graph with and of the compiler its layout runs on (numba, llvmlite),
-    when the fit makes a UMAP embedding (kept out of every other identity: they do not depend on them)."""
-    extra = {name: importlib.metadata.version(name) for name in ("umap-learn", "pynndescent", "numba", "llvmlite")} \
+    """The cache identity of fit_unlabelled's result: cache.identity's, plus the versions of umap-learn and of the
+    compiler its layout runs on (numba, llvmlite), when the fit makes a UMAP embedding (kept out of every other
+    identity: they do not depend on them)."""
+    extra = {name: importlib.metadata.version(name) for name in ("umap-learn", "numba", "llvmlite")} \
         if cfg.graph_umap_components > 0 else {}
     return cache.identity("unlabelled", cfg, data_fingerprint, {"base": base_hash}, extra)
 
@@ -306,27 +329,27 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
     those skip the core filter. Where the images both found are not even half of the smaller set, the graphs put
     the label in different clusters and their overlap is neither's (held out, an MNIST 8 whose overlap was the
     fringe of another digit): the first graph's set stands alone."""
-    first = _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance)
+    adjacency = _adjacency(neighbours)
+    first = _walks(neighbours, adjacency, seeds, restart, core, max_share, rounds, tolerance)
     if agree_with is None:
         return first
     if agree_with.shape[0] != neighbours.shape[0]:
         raise SamplerError(f"the two graphs must join the same images, got {neighbours.shape[0]} and "
                            f"{agree_with.shape[0]}")
-    second = _walks(agree_with, seeds, restart, core, max_share, rounds, tolerance)
+    second = _walks(agree_with, _adjacency(agree_with), seeds, restart, core, max_share, rounds, tolerance)
     agreed = np.intersect1d(first.numpy(), second.numpy())
     # the graphs disagree where the overlap is under half of the smaller set (this project's rule; constants.py)
     if len(agreed) < 0.5 * min(len(first), len(second)):
         return first
     # every agreed image seeds the last walk, so it stays, core filter or not, and the cut holds at least as many
-    return _walks(neighbours, np.union1d(agreed, seeds), restart, core, max_share, 1, tolerance)
+    return _walks(neighbours, adjacency, np.union1d(agreed, seeds), restart, core, max_share, 1, tolerance)
 
 
-def _walks(neighbours, seeds, restart, core, max_share, rounds, tolerance):
-    """found_goal_images on one graph: `rounds` walks from `seeds`, the last one's cut, every seed, the core
-    filter; the seeds always stay."""
+def _walks(neighbours, adjacency, seeds, restart, core, max_share, rounds, tolerance):
+    """found_goal_images on one graph (its k-NN lists and their _adjacency): `rounds` walks from `seeds`, the last
+    one's cut, every seed, the core filter; the seeds always stay."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    adjacency = _adjacency(neighbours)
     n = len(neighbours)
     min_size, max_size = max(len(seeds), 5 * neighbours.shape[1]), max(len(seeds), int(max_share * n))
     members = seeds

@@ -1,5 +1,7 @@
 """The biased samplers: each fits from a few labelled images, samples the right shape, has a log_prob that
 describes its samples, and refuses an impossible request with one clear error."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -366,6 +368,48 @@ def test_the_second_graph_is_over_the_umap_embedding_of_the_same_features(small_
                                       cfg.graph_max_share, cfg.graph_rounds, cfg.graph_cut_tolerance,
                                       agree_with=unlabelled["umap_neighbours"])
     assert torch.equal(torch.as_tensor(info["found"][6]), both)
+
+
+def test_the_neighbour_search_is_exact():
+    """nearest_neighbours against scikit-learn's exact search (the row itself left out), across chunk borders."""
+    from sklearn.neighbors import NearestNeighbors
+    points = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))
+    distances, indices = samplers.nearest_neighbours(points, 7, chunk=64)
+    expected_distances, expected_indices = NearestNeighbors(n_neighbors=8).fit(points.numpy()).kneighbors()
+    assert torch.equal(indices, torch.from_numpy(expected_indices[:, :7]))  # kneighbors() leaves each row out
+    torch.testing.assert_close(distances, torch.from_numpy(expected_distances[:, :7]).float(), atol=1e-5, rtol=1e-5)
+    assert torch.equal(samplers.neighbour_graph(points, 7, chunk=64), indices)
+
+
+def test_umap_is_given_the_exact_neighbours_with_each_point_its_own_nearest(monkeypatch):
+    """umap_embedding hands UMAP the exact k-NN list in UMAP's own layout (each point first, at distance 0, then
+    its n_neighbors - 1 nearest others), so UMAP does no search of its own; and says nothing (no warning)."""
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+    points = torch.randn(400, 5, generator=torch.Generator().manual_seed(1))
+    given = {}
+
+    class Recording(umap.UMAP):
+        def __init__(self, **kwargs):
+            given.update(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(umap, "UMAP", Recording)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedding = samplers.umap_embedding(points, 3, 12, seed=0)
+    assert embedding.shape == (400, 3) and torch.isfinite(embedding).all()
+    indices, distances, search_index = given["precomputed_knn"]
+    expected_distances, expected_indices = NearestNeighbors(n_neighbors=11).fit(points.numpy()).kneighbors()
+    assert given["n_neighbors"] == 12 and indices.shape == distances.shape == (400, 12) and search_index is None
+    assert (indices[:, 0] == np.arange(400)).all() and (distances[:, 0] == 0).all()
+    assert (indices[:, 1:] == expected_indices).all()
+    np.testing.assert_allclose(distances[:, 1:], expected_distances, atol=1e-5)
+
+
+def test_a_umap_embedding_of_too_few_images_is_one_error():
+    with pytest.raises(SamplerError, match="needs more than 20 images, got 20"):
+        samplers.umap_embedding(torch.randn(20, 4), 3, 20, seed=0)
 
 
 def test_an_unknown_feature_space_is_refused_by_the_fit_itself(small_data, trained):
