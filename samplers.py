@@ -137,26 +137,30 @@ class PseudoLabelSampler(EqualMixture):
 
 # --- what the samplers learn from the unlabelled training images (no labels) -------------------------
 
-def nearest_neighbours(features, k, chunk=2048):
-    """([N, k] distances, [N, k] indices) of each row's k nearest other rows (Euclidean), nearest first, by chunked
-    exact search."""
-    features = features.float()
-    squares = (features * features).sum(1)
-    distances, indices = [], []
-    for start in range(0, len(features), chunk):
-        block = features[start:start + chunk]
-        # |a - b|^2 = |a|^2 - 2 a.b + |b|^2, clamped: rounding can leave a near-zero square below 0
-        square = squares[start:start + chunk, None] - 2 * block @ features.T + squares[None]
-        square[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf  # not itself
-        nearest = square.topk(k, largest=False)
-        distances.append(nearest.values.clamp_min(0).sqrt())
-        indices.append(nearest.indices)
-    return torch.cat(distances), torch.cat(indices)
-
-
 def neighbour_graph(features, k=constants.GRAPH_NEIGHBOURS, chunk=2048):
     """[N, k] indices of each row's k nearest other rows (Euclidean), by chunked exact search."""
-    return nearest_neighbours(features, k, chunk)[1]
+    features = features.float()
+    squares = (features * features).sum(1)
+    rows = []
+    for start in range(0, len(features), chunk):
+        block = features[start:start + chunk]
+        distance = squares[start:start + chunk, None] - 2 * block @ features.T + squares[None]
+        distance[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf  # not itself
+        rows.append(distance.topk(k, largest=False).indices)
+    return torch.cat(rows)
+
+
+def nearest_neighbours(features, k, chunk=2048):
+    """([N, k] distances, [N, k] indices) of each row's k nearest other rows (Euclidean), nearest first: those of
+    neighbour_graph over the centred features, with their distances computed as |a - b| itself. Both because the
+    expanded square that ranks them, |a|^2 - 2 a.b + |b|^2, loses the digits of the gaps between neighbours where the
+    features are far from the origin."""
+    features = features.float()
+    indices = neighbour_graph(features - features.mean(0), k, chunk)
+    distances = torch.cat([(features[start:start + chunk, None] - features[indices[start:start + chunk]]).norm(dim=-1)
+                           for start in range(0, len(features), chunk)])
+    distances, order = distances.sort(1)  # nearest first by the exact distance, as UMAP reads its lists
+    return distances, indices.gather(1, order)
 
 
 def fit_unlabelled(model, train_x, cfg):
@@ -188,6 +192,7 @@ def umap_embedding(features, components, neighbours, seed):
     them) on the same kind of CPU. 200 epochs: UMAP's own choice
     above 10,000 images, as both training sets are; fixed, so that a quick run's few images do not take 500."""
     import umap  # imported here: umap-learn loads numba, seconds that only this fit needs
+    features = features.float().cpu()  # umap-learn computes on the CPU; the hidden features come on the model's device
     if len(features) <= neighbours:
         raise SamplerError(f"a UMAP embedding with {neighbours} neighbours needs more than {neighbours} images, "
                            f"got {len(features)}: set graph_umap_components to 0 for one graph")

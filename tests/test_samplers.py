@@ -371,27 +371,33 @@ def test_the_second_graph_is_over_the_umap_embedding_of_the_same_features(small_
 
 
 def test_the_neighbour_search_is_exact():
-    """nearest_neighbours against scikit-learn's exact search (the row itself left out), across chunk borders."""
+    """nearest_neighbours against scikit-learn's exact search (the row itself left out), across chunk borders, and
+    on features far from the origin, where the expanded square |a|^2 - 2 a.b + |b|^2 loses the digits of the gaps
+    between neighbours: the distances handed to UMAP are |a - b| itself."""
     from sklearn.neighbors import NearestNeighbors
     points = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))
-    distances, indices = samplers.nearest_neighbours(points, 7, chunk=64)
-    expected_distances, expected_indices = NearestNeighbors(n_neighbors=8).fit(points.numpy()).kneighbors()
-    assert torch.equal(indices, torch.from_numpy(expected_indices[:, :7]))  # kneighbors() leaves each row out
-    torch.testing.assert_close(distances, torch.from_numpy(expected_distances[:, :7]).float(), atol=1e-5, rtol=1e-5)
+    for shift in (0.0, 300.0):
+        distances, indices = samplers.nearest_neighbours(points + shift, 7, chunk=64)
+        expected_distances, expected_indices = NearestNeighbors(n_neighbors=7).fit(points.double().numpy()).kneighbors()
+        assert torch.equal(indices, torch.from_numpy(expected_indices)), shift  # kneighbors() leaves each row out
+        torch.testing.assert_close(distances, torch.from_numpy(expected_distances).float(), atol=2e-4, rtol=0)
     assert torch.equal(samplers.neighbour_graph(points, 7, chunk=64), indices)
 
 
-def test_umap_is_given_the_exact_neighbours_with_each_point_its_own_nearest(monkeypatch):
+def test_umap_is_given_the_exact_neighbours_and_builds_its_graph_from_them(monkeypatch):
     """umap_embedding hands UMAP the exact k-NN list in UMAP's own layout (each point first, at distance 0, then
-    its n_neighbors - 1 nearest others), so UMAP does no search of its own; and says nothing (no warning)."""
+    its n_neighbors - 1 nearest others), says nothing (no warning), and UMAP's fuzzy graph is the one its own exact
+    path builds from the full distance matrix: it searched nothing itself and ignored nothing it was given."""
     import umap
+    from sklearn.metrics import pairwise_distances
     from sklearn.neighbors import NearestNeighbors
     points = torch.randn(400, 5, generator=torch.Generator().manual_seed(1))
-    given = {}
+    given, learners = {}, []
 
     class Recording(umap.UMAP):
         def __init__(self, **kwargs):
             given.update(kwargs)
+            learners.append(self)
             super().__init__(**kwargs)
 
     monkeypatch.setattr(umap, "UMAP", Recording)
@@ -405,6 +411,12 @@ def test_umap_is_given_the_exact_neighbours_with_each_point_its_own_nearest(monk
     assert (indices[:, 0] == np.arange(400)).all() and (distances[:, 0] == 0).all()
     assert (indices[:, 1:] == expected_indices).all()
     np.testing.assert_allclose(distances[:, 1:], expected_distances, atol=1e-5)
+    reference, _, _ = umap.umap_.fuzzy_simplicial_set(pairwise_distances(points.numpy()), 12,
+                                                      np.random.RandomState(0), "precomputed")
+    reference = reference.tocsr()
+    reference.data[reference.data < reference.data.max() / 200] = 0  # what UMAP's fit does to graph_ (200 epochs)
+    built = learners[0].graph_
+    assert built.nnz == reference.nnz and abs(built - reference).max() < 1e-4
 
 
 def test_a_umap_embedding_of_too_few_images_is_one_error():
