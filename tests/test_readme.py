@@ -228,7 +228,8 @@ def test_every_figure_and_file_the_readme_links_is_committed():
 
 def test_where_the_readme_says_discovery_fails_from_one_label():
     """The samplers section's list of one-label failures, from the study: on MNIST every class draw's found
-    images are nearly all (at least 0.95) the goal, and the one class draw that misses its target is a 7 whose found
+    images are nearly all (at least 0.95) the goal but two of the three 9 draws, whose found images take the 4s in
+    (about four in ten of their samples are 4s), and the other class draw that misses its target is a 7 whose found
     images are pure but a small share of the 7s (its samples' target rate reached, its coverage not); on
     Fashion-MNIST most class draws miss, the tops' found images are at most about half their class on average
     (under 0.6), the bag's are pure but partial, a trouser draw finds almost no trousers, the sandal's rate is under
@@ -243,15 +244,18 @@ def test_where_the_readme_says_discovery_fails_from_one_label():
 
     def found(dataset, c, key):
         return [r["found"][str(c)][key] for r in one_label(dataset, c)]
-    assert ("keeps a neighbouring digit's cluster out: on every class draw nearly all the images it takes as the "
-            "goal are of the goal class") in text
-    assert min(min(found("mnist", c, "purity")) for c in range(10)) >= 0.95
-    assert ("The one class draw that still misses its target is a 7 whose label sits in a small cluster of 7s: it "
+    assert ("keeps a neighbouring digit's cluster out on most class draws but not on all: on two of the three 9 "
+            "draws both graphs took the 4s in with the 9s, and what both found keeps them, so that about four in ten "
+            "of those draws' samples are 4s") in text
+    assert min(min(found("mnist", c, "purity")) for c in range(9)) >= 0.95
+    mixed_nines = [r for r in one_label("mnist", 9) if r["found"]["9"]["purity"] < 0.95]
+    assert len(one_label("mnist", 9)) == 3 and len(mixed_nines) == 2 and all(0.3 < r["class_histogram"][4] < 0.5 for r in mixed_nines)
+    assert ("The other class draw that misses its target is a 7 whose label sits in a small cluster of 7s: it "
             "finds about a tenth of them, so its samples are 7s but cover little of the class") in text
     outcomes = study_report.targets_of_few_labels(study_report.Rows(study_json), "mnist", method, "1", False)
-    missed = [(c, key) for c, key, ok in outcomes if not ok]
-    assert len(missed) == 1 and missed[0][0] == 7, missed
-    seven = next(r for r in one_label("mnist", 7) if r["draw"] == missed[0][1][1])
+    missed = sorted((c, key[1]) for c, key, ok in outcomes if not ok)
+    assert [c for c, _ in missed] == [7, 9, 9] and {d for c, d in missed if c == 9} == {r["draw"] for r in mixed_nines}
+    seven = next(r for r in one_label("mnist", 7) if r["draw"] == missed[0][1])
     assert seven["found"]["7"]["purity"] > 0.95 and 0.05 < seven["found"]["7"]["recall"] < 0.15
     assert seven["target_rate"] > 0.95 and seven["coverage"] < 0.8
     assert "On Fashion-MNIST from one label it misses on most class draws" in text
@@ -274,6 +278,45 @@ def test_where_the_readme_says_discovery_fails_from_one_label():
                        if r["model"] == "base" and r["labels"] is None]
     assert load(RESULTS["fashion-mnist"])["goals"] == [6] and len(standard_normal) == 1
     assert min(shirt) < standard_normal[0]
+
+
+def test_the_readme_says_the_exact_neighbours_moved_the_study_s_worst_mnist_draw():
+    """The discovery paragraph: given the exact neighbours, the study's worst MNIST draws from 1 label are about half
+    pure again, as the one-graph code's worst was (constants.py's 0.561): the two mixed 9 draws, and no other."""
+    text = " ".join(open(README).read().split())
+    assert ("the worst draw from 1 label is again about half pure (the two 9 draws above, where both graphs took the "
+            "4s in; `constants.py`)") in text
+    rows = [r for r in load(STUDY)["rows"] if r["dataset"] == "mnist" and r["design"] == "default"
+            and r["method"] == units.sampler_method("graph") and r["labels"] == "1" and len(r["goals"]) == 1]
+    assert len(rows) == 30
+    mixed = [r for r in rows if r["found"][str(r["goals"][0])]["purity"] < 0.95]
+    assert [r["goals"] for r in mixed] == [[9], [9]] and all(0.4 < r["found"]["9"]["purity"] < 0.65 for r in mixed)
+
+
+def test_pseudo_label_meets_about_as_many_targets_as_graph_and_fails_on_its_worst_draw():
+    """Why `graph` stays the default: at every budget of the study, on both datasets, `pseudo-label` meets the targets
+    on about as many class draws as `graph` (within two), and its worst class draw (the lowest target rate) is
+    `graph`'s."""
+    text = " ".join(open(README).read().split())
+    assert ("`pseudo-label` meets the targets on about as many class draws as `graph` (the every-sampler lines above), "
+            "its worst class draw is `graph`'s") in text
+    study_json = load(STUDY)
+    rows = study_report.Rows(study_json)
+    most = str(max(study_json["settings"]["label_curve"]))
+    for dataset in study_json["settings"]["datasets"]:
+        for labels in map(str, study_json["settings"]["label_curve"]):
+            met, worst = {}, {}
+            for name in ("graph", "pseudo-label"):
+                method = units.sampler_method(name)
+                met[name] = sum(ok for *_, ok in study_report.targets_of_few_labels(rows, dataset, method, labels,
+                                                                                    labels == most))
+                draws = [r for r in study_json["rows"] if r["dataset"] == dataset and r["design"] == "default"
+                         and r["method"] == method and r["labels"] == labels and len(r["goals"]) == 1]
+                assert len(draws) == 30
+                lowest = min(draws, key=lambda r: r["target_rate"])
+                worst[name] = (lowest["goals"], lowest["draw"])
+            assert abs(met["graph"] - met["pseudo-label"]) <= 2 and worst["graph"] == worst["pseudo-label"], (
+                dataset, labels, met, worst)
 
 
 def test_where_the_second_graph_cannot_help_is_the_study_s_sandal():

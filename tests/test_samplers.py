@@ -373,7 +373,7 @@ def test_the_second_graph_is_over_the_umap_embedding_of_the_same_features(small_
 def test_the_neighbour_search_is_exact():
     """nearest_neighbours against scikit-learn's exact search (the row itself left out), across chunk borders, and
     on features far from the origin, where the expanded square |a|^2 - 2 a.b + |b|^2 loses the digits of the gaps
-    between neighbours: the distances handed to UMAP are |a - b| itself."""
+    between neighbours (nearest_neighbours ranks the centred features and measures |a - b| itself)."""
     from sklearn.neighbors import NearestNeighbors
     points = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))
     for shift in (0.0, 300.0):
@@ -387,7 +387,8 @@ def test_the_neighbour_search_is_exact():
 def test_umap_is_given_the_exact_neighbours_and_builds_its_graph_from_them(monkeypatch):
     """umap_embedding hands UMAP the exact k-NN list in UMAP's own layout (each point first, at distance 0, then
     its n_neighbors - 1 nearest others), says nothing (no warning), and UMAP's fuzzy graph is the one its own exact
-    path builds from the full distance matrix: it searched nothing itself and ignored nothing it was given."""
+    path builds from the full distance matrix. UMAP's own searches (its k-NN search, and the pairwise distances it
+    computes under 4,096 points) are made to fail: it searched nothing itself."""
     import umap
     from sklearn.metrics import pairwise_distances
     from sklearn.neighbors import NearestNeighbors
@@ -401,6 +402,13 @@ def test_umap_is_given_the_exact_neighbours_and_builds_its_graph_from_them(monke
             super().__init__(**kwargs)
 
     monkeypatch.setattr(umap, "UMAP", Recording)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("UMAP searched for neighbours itself")
+
+    reference_search = umap.umap_.pairwise_distances
+    monkeypatch.setattr(umap.umap_, "nearest_neighbors", no_search)
+    monkeypatch.setattr(umap.umap_, "pairwise_distances", no_search)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         embedding = samplers.umap_embedding(points, 3, 12, seed=0)
@@ -411,15 +419,20 @@ def test_umap_is_given_the_exact_neighbours_and_builds_its_graph_from_them(monke
     assert (indices[:, 0] == np.arange(400)).all() and (distances[:, 0] == 0).all()
     assert (indices[:, 1:] == expected_indices).all()
     np.testing.assert_allclose(distances[:, 1:], expected_distances, atol=1e-5)
+    monkeypatch.undo()  # the reference below is UMAP's own exact path
+    assert umap.umap_.pairwise_distances is reference_search
     reference, _, _ = umap.umap_.fuzzy_simplicial_set(pairwise_distances(points.numpy()), 12,
                                                       np.random.RandomState(0), "precomputed")
     reference = reference.tocsr()
     reference.data[reference.data < reference.data.max() / 200] = 0  # what UMAP's fit does to graph_ (200 epochs)
+    reference.eliminate_zeros()
+    learners[0].graph_.eliminate_zeros()
     built = learners[0].graph_
     assert built.nnz == reference.nnz and abs(built - reference).max() < 1e-4
 
 
 def test_a_umap_embedding_of_too_few_images_is_one_error():
+    """No more images than UMAP's neighbours: one SamplerError naming both (umap-learn would shrink n_neighbors)."""
     with pytest.raises(SamplerError, match="needs more than 20 images, got 20"):
         samplers.umap_embedding(torch.randn(20, 4), 3, 20, seed=0)
 
