@@ -99,7 +99,7 @@ GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training im
 # takes about 60 s for MNIST and 30 s for Fashion-MNIST on this machine's 2 cores, once per trained VAE.
 # Every number above was measured while UMAP searched its neighbours itself (approximately, with pynndescent: the
 # code of 036db12). Since 2026-12-02 it is given the exact k-NN list (samplers.umap_embedding), which changes the
-# embedding and its time little at this size (on 60,000 random 4-d points, 61 s against 67 s). With it,
+# embedding, and its time little at this size (on 60,000 random 4-d points, 61 s against 67 s). With it,
 # the study's VAEs (figures/study.json, graph's found images; same measures as above): MNIST from 1 label 0.961
 # (0.556), recall 0.886, 27 draws; from 3 labels 0.984 (0.930), 28; from 10 labels 0.988 (0.973), 30;
 # Fashion-MNIST 0.583 (0.032), 0.675 (0.201), 0.736 (0.288) from 1, 3, 10 labels, 2, 5, 8 draws. Against the
