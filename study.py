@@ -6,7 +6,7 @@ how each model design (STUDY_DESIGNS: latent size, body, likelihood) draws each 
     python study.py --workers 1                  # the local cluster's size (default: one worker per core)
     python study.py --address tcp://host:8786    # run the units on an existing Dask cluster instead
     python study.py --device cuda                # every unit on the GPU, the workers sharing it
-    python study.py --variant latent-32          # the default design's study at a latent of 32 (STUDY_VARIANTS),
+    python study.py --variant latent-16          # the default design's study at a latent of 16 (STUDY_VARIANTS),
                                                  # set beside the default's in the README
     python study.py --designs default --latent-dim 8 --out-dir runs/l8   # any setting flag, for every unit
 
@@ -99,7 +99,7 @@ def with_overrides(settings, dataset=None, designs=None, run=None):
 
 
 def variant_out_dir(name, size="full"):
-    """Where a variant's units go: the size's folder with the variant's name, runs/study-latent-32 for the full one."""
+    """Where a variant's units go: the size's folder with the variant's name, runs/study-latent-16 for the full one."""
     return f"{OUT_DIRS[size]}-{name}"
 
 

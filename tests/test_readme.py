@@ -120,38 +120,50 @@ def test_what_the_readme_says_of_the_residual_body_is_what_the_study_measured():
         assert all(cost["val_kl"] > 1.0 for cost in result["design_costs"][dataset].values()), dataset
 
 
+PREVIOUS = "latent-16"  # the variant that holds the default before this one
+
+
 def test_the_readme_says_the_variant_is_judged_like_the_default_only_where_it_is():
-    """The variant paragraph says both studies ran on one machine, with the same classifier, and that the variant's
-    ceilings are those of the default study's design with its settings: each exactly, for latent-32."""
-    default, variant = load(STUDY), load(VARIANTS["latent-32"])
+    """The comparison paragraph says both studies ran on one machine, with the same classifier, and that the latent-16
+    study's ceilings are those of the default study's design with its settings: each exactly."""
+    default, variant = load(STUDY), load(VARIANTS[PREVIOUS])
     assert "Both studies ran on the same machine" in open(README).read()
     assert default["classifier_test_accuracy"] == variant["classifier_test_accuracy"]
 
     def ceilings(study, design):
         return {(r["dataset"], tuple(r["goals"])): (r["target_rate"], r["fd_goal"], r["recall_real"])
                 for r in study["rows"] if r["method"] == units.CEILING and r["design"] == design}
-    assert ceilings(default, "latent 32") == ceilings(variant, "default") != {}
+    assert ceilings(default, "latent 16") == ceilings(variant, "default") != {}
     real = [{(r["dataset"], tuple(r["goals"])): r["target_rate"] for r in study["rows"] if r["method"] == units.REAL}
             for study in (default, variant)]
     assert real[0] == real[1] != {}  # the one classifier's rates on the same real test images
 
 
-def test_the_variant_paragraph_compares_only_what_the_code_change_left_alone():
-    """The variant was measured before the second graph: the paragraph says so where the code fingerprints differ,
-    and then compares the ceilings only, which the samplers' code does not touch (the default study's own latent-32
-    design has the variant's ceilings exactly). Latent 32 gives the sharper ceiling on both datasets (a lower mean
-    Fréchet distance to real goal images, a higher recall), and the same classes within the decoder's reach."""
-    default, variant = load(STUDY), load(VARIANTS["latent-32"])
+def _targets_met(study_json, dataset, labels):
+    rows = study_report.Rows(study_json)
+    most = str(max(study_json["settings"]["label_curve"]))
+    return {(c, key[1]): ok for c, key, ok in study_report.targets_of_few_labels(
+        rows, dataset, units.sampler_method("graph"), labels, labels == most)}
+
+
+def _found_purity(row):
+    return row["found"][str(row["goals"][0])]["purity"]
+
+
+def test_the_comparison_paragraph_is_what_the_two_studies_measured():
+    """Why a latent of 32: both studies measured with the same code; the sharper ceiling on both datasets and the same
+    classes within reach; on MNIST at 16 two 9 draws from one label mixed with the 4s, at 32 every class draw's found
+    images nearly pure at every budget, more targets met from one label and a higher worst class draw from one and
+    three labels; from ten labels one 7 draw just short of the coverage target at 32 and just reaching it at 16; on
+    Fashion-MNIST about as many targets met at every budget (within one), the sandal lifted from ten labels, the
+    sneaker's third draw from three turned from mostly sneakers to mostly ankle boots, and the best sampler's samples
+    from ten labels further from the real goal images on average, because of the sandal's (most classes' closer); a
+    few thousand parameters more."""
+    default, previous = load(STUDY), load(VARIANTS[PREVIOUS])
     text = " ".join(open(README).read().split())
-    assert "Both studies ran on the same machine" in text
-    assert default["engine"]["driver"] == variant["engine"]["driver"]
-    if default["code"] != variant["code"]:
-        assert ("The variant was measured before the graph sampler asked a second graph (the block above says it "
-                "comes from other code): its ceilings are exactly those that today's code measured for that design, "
-                "its sampler lines are not, so today's lines compare the ceilings only") in text
-        assert study_report.STALE_VARIANT in report.read_block("study-latent-32", README)
-    else:  # measured again: the paragraph must be rewritten from the new comparison
-        assert "The variant was measured before the graph sampler asked a second graph" not in text
+    assert constants.LATENT_DIM == 32 and constants.STUDY_VARIANTS[PREVIOUS] == {"latent_dim": 16}
+    assert default["code"] == previous["code"] and default["engine"]["driver"] == previous["engine"]["driver"]
+    assert study_report.STALE_VARIANT not in report.read_block(f"study-{PREVIOUS}", README)
     assert ("On MNIST a latent of 32 gives the sharper ceiling (a lower Fréchet distance to real goal images, a higher "
             "recall against them), and so it does on Fashion-MNIST, where the same classes stay out of the decoder's "
             "reach") in text
@@ -160,21 +172,73 @@ def test_the_variant_paragraph_compares_only_what_the_code_change_left_alone():
         return statistics.mean(r[key] for r in study_report.design_ceilings(study_report.Rows(study), dataset,
                                                                              study_report.DEFAULT)[1])
     for dataset in ("mnist", "fashion-mnist"):
-        assert ceiling(variant, dataset, "fd_goal") < ceiling(default, dataset, "fd_goal")
-        assert ceiling(variant, dataset, "recall_real") > ceiling(default, dataset, "recall_real")
+        assert ceiling(default, dataset, "fd_goal") < ceiling(previous, dataset, "fd_goal")
+        assert ceiling(default, dataset, "recall_real") > ceiling(previous, dataset, "recall_real")
         reach = [{c for c in study["settings"]["classes"]
                   if study_report.ceiling_reach(study_report.Rows(study), dataset, c, "default")[2]}
-                 for study in (default, variant)]
+                 for study in (default, previous)]
         assert reach[0] == reach[1]
     coat, shirt = 4, 6
     for c in (coat, shirt):  # "far below": under half of the classifier's rate on real ones
         worst, real, reached = study_report.ceiling_reach(study_report.Rows(default), "fashion-mnist", c, "default")
         assert not reached and worst < real / 2
 
+    assert ("At 16 both graphs took the 4s in with the 9s on two of the three 9 draws from one label; at 32 the images "
+            "`graph` takes as the goal are nearly pure on every class draw at every budget, so from one label it meets "
+            "the target on more class draws, and its worst class draw, from one label and from three, is well above "
+            "the latent of 16's") in text
+    mixed = [r for r in class_draws(previous, "mnist", "graph", "1") if _found_purity(r) < 0.95]
+    assert [r["goals"] for r in mixed] == [[9], [9]] and all(0.3 < r["class_histogram"][4] < 0.5 for r in mixed)
+    for labels in ("1", "3", "10"):
+        assert min(_found_purity(r) for r in class_draws(default, "mnist", "graph", labels)) >= 0.95, labels
+    met = {name: sum(_targets_met(study, "mnist", "1").values()) for name, study in (("32", default), ("16", previous))}
+    assert met["32"] > met["16"], met
+    for labels in ("1", "3"):
+        worst = [min(r["target_rate"] for r in class_draws(study, "mnist", "graph", labels))
+                 for study in (default, previous)]
+        assert worst[0] > worst[1] + 0.03, (labels, worst)
 
-# label draws whose discovery found the very same images, checked on the study's own VAE and graph (2026-12-02): the
-# MNIST 1 from draw 0 with 10 labels and from draw 1 with 1 and 3 found the same 5,796 images from other labelled ones
-SAME_IMAGES_FROM_OTHER_DRAWS = {("mnist", "default", (1,))}
+    assert ("From ten labels one 7 draw falls just short of the coverage target at 32 that it just reached at 16") in text
+    flipped = {study: [key for key, ok in _targets_met(load(path), "mnist", "10").items() if not ok]
+               for study, path in (("32", STUDY), ("16", VARIANTS[PREVIOUS]))}
+    assert flipped["16"] == [] and [c for c, _ in flipped["32"]] == [7]
+    seven = [{r["draw"]: r["coverage"] for r in class_draws(study, "mnist", "graph", "10") if r["goals"] == [7]}
+             for study in (default, previous)]
+    draw = flipped["32"][0][1]
+    assert 0.85 < seven[0][draw] < 0.9 <= seven[1][draw] < 0.95
+
+    assert ("On Fashion-MNIST the two sizes meet the targets on about as many class draws at every budget: the latent "
+            "of 32 lifts the sandal from ten labels and loses the sneaker's third draw from three (its samples go from "
+            "mostly sneakers to mostly ankle boots), and its best sampler's samples from ten labels are on average "
+            "further from the real goal images, because of the sandal's (most classes' are closer)") in text
+    for labels in ("1", "3", "10"):
+        counts = [sum(_targets_met(study, "fashion-mnist", labels).values()) for study in (default, previous)]
+        assert abs(counts[0] - counts[1]) <= 1, (labels, counts)
+    sandal, sneaker, boot = 5, 7, 9
+    rate = [statistics.mean(r["target_rate"] for r in class_draws(study, "fashion-mnist", "graph", "10")
+                            if r["goals"] == [sandal]) for study in (default, previous)]
+    assert rate[0] > rate[1] + 0.1, rate
+    third = [next(r for r in class_draws(study, "fashion-mnist", "graph", "3") if r["goals"] == [sneaker]
+                  and r["draw"] == 2)["class_histogram"] for study in (default, previous)]
+    assert third[0][boot] > 0.5 and third[1][sneaker] > 0.5
+    distance = [study_report.best_sampler_per_class(study_report.Rows(study), "fashion-mnist", "10", "fd_goal")
+                for study in (default, previous)]
+    assert statistics.mean(distance[0].values()) > statistics.mean(distance[1].values())
+    growth = {c: distance[0][c] - distance[1][c] for c in distance[0]}
+    assert max(growth, key=growth.get) == sandal and sum(g < 0 for g in growth.values()) > len(growth) / 2, growth
+    assert statistics.mean(g for c, g in growth.items() if c != sandal) < 0  # the sandal's alone makes the mean worse
+
+    assert "a few thousand parameters more" in text
+    parameters = [study["design_costs"][d]["default"]["parameters"] for study in (default, previous) for d in ("mnist",)]
+    assert 1000 < parameters[0] - parameters[1] < 10_000
+
+
+# label draws whose discovery found the very same images, checked on the study's own VAE and graphs (latent 32,
+# 2026-12-02): the MNIST 0 (5,263 images from draw 1 with 1 and 3 labels; 5,255 from draw 0 with 3 and draw 2 with
+# 10), the MNIST 1 (5,800 from draw 0 with 1 label and draw 1 with 3; 5,802 from draw 2 with 1 and 3) and the
+# Fashion-MNIST sneaker (7,609 from draws 0 and 1 with 1 label)
+SAME_IMAGES_FROM_OTHER_DRAWS = {("mnist", "default", (0,)), ("mnist", "default", (1,)),
+                                ("fashion-mnist", "default", (7,))}
 
 
 def test_no_two_different_models_or_samplers_share_a_number_in_the_study():
@@ -235,38 +299,44 @@ def test_every_figure_and_file_the_readme_links_is_committed():
 
 
 def test_where_the_readme_says_discovery_fails_from_one_label():
-    """The samplers section's list of one-label failures, from the study: on MNIST every class draw's found
-    images are nearly all (at least 0.95) the goal but two of the three 9 draws, whose found images take the 4s in
-    (about four in ten of their samples are 4s), and the other class draw that misses its target is a 7 whose found
-    images are pure but a small share of the 7s (its samples' target rate reached, its coverage not); on
-    Fashion-MNIST most class draws miss, the tops' found images are at most about half their class on average
-    (under 0.6), the bag's are pure but partial, a trouser draw finds almost no trousers, the sandal's rate is under
-    half, and a shirt draw is below what the base VAE draws from N(0, I)."""
+    """The samplers section's list of one-label failures, from the study: on MNIST the one class draw that misses its
+    target is a 7 whose found images are pure but a small share of the 7s (its samples' target rate reached, its
+    coverage not), and every class draw's found images are nearly all (at least 0.95) the goal; at the latent of 16
+    two of the three 9 draws missed too, their found images taking the 4s in (about four in ten of their samples
+    4s); on Fashion-MNIST most class draws miss, the tops' found images are at most about half their class on
+    average (under 0.6), the bag's are pure but partial, a trouser draw finds almost no trousers, the sandal's rate is
+    under half, and a shirt draw is below what the base VAE draws from N(0, I)."""
     text = " ".join(open(README).read().split())
     study_json = load(STUDY)
     rows = study_report.Rows(study_json)
     method = units.sampler_method("graph")
 
-    def one_label(dataset, c):
-        return [row for _, row in sorted(rows.get(dataset, [c], method, "1").items())]
+    def one_label(dataset, c, study_rows=rows):
+        return [row for _, row in sorted(study_rows.get(dataset, [c], method, "1").items())]
 
     def found(dataset, c, key):
         return [r["found"][str(c)][key] for r in one_label(dataset, c)]
-    assert ("keeps a neighbouring digit's cluster out on most class draws but not on all: on two of the three 9 "
-            "draws both graphs took the 4s in with the 9s, and what both found keeps them, so that about four in ten "
-            "of those draws' samples are 4s") in text
-    assert min(min(found("mnist", c, "purity")) for c in range(9)) >= 0.95
-    mixed_nines = [r for r in one_label("mnist", 9) if r["found"]["9"]["purity"] < 0.95]
-    assert len(one_label("mnist", 9)) == 3 and len(mixed_nines) == 2
-    assert all(0.3 < r["class_histogram"][4] < 0.5 for r in mixed_nines)
-    assert ("The other class draw that misses its target is a 7 whose label sits in a small cluster of 7s: it "
-            "finds about a tenth of them, so its samples are 7s but cover little of the class") in text
+    assert ("On MNIST the one class draw that misses its target from one label is a 7 whose label sits in a small "
+            "cluster of 7s: it finds about a tenth of them, so its samples are 7s but cover little of the class") in text
+    assert min(min(found("mnist", c, "purity")) for c in range(10)) >= 0.95
     outcomes = study_report.targets_of_few_labels(rows, "mnist", method, "1", False)
     missed = sorted((c, key[1]) for c, key, ok in outcomes if not ok)
-    assert [c for c, _ in missed] == [7, 9, 9] and {d for c, d in missed if c == 9} == {r["draw"] for r in mixed_nines}
+    assert [c for c, _ in missed] == [7]
     seven = next(r for r in one_label("mnist", 7) if r["draw"] == missed[0][1])
     assert seven["found"]["7"]["purity"] > 0.95 and 0.05 < seven["found"]["7"]["recall"] < 0.15
     assert seven["target_rate"] > 0.95 and seven["coverage"] < 0.8
+    assert ("At the latent of 16, the default before this one, two of the three 9 draws missed too: both graphs took "
+            "the 4s in with the 9s, and what both found kept them, so that about four in ten of those draws' samples "
+            "were 4s") in text
+    previous = load(VARIANTS[PREVIOUS])
+    previous_rows = study_report.Rows(previous)
+    nines = one_label("mnist", 9, previous_rows)
+    mixed_nines = [r for r in nines if r["found"]["9"]["purity"] < 0.95]
+    assert len(nines) == 3 and len(mixed_nines) == 2
+    assert all(0.3 < r["class_histogram"][4] < 0.5 for r in mixed_nines)
+    missed = sorted((c, key[1]) for c, key, ok in study_report.targets_of_few_labels(previous_rows, "mnist", method,
+                                                                                     "1", False) if not ok)
+    assert [c for c, _ in missed] == [7, 9, 9] and {d for c, d in missed if c == 9} == {r["draw"] for r in mixed_nines}
     assert "On Fashion-MNIST from one label it misses on most class draws" in text
     fashion = study_report.targets_of_few_labels(rows, "fashion-mnist", method, "1", False)
     assert sum(ok for *_, ok in fashion) < len(fashion) / 2
@@ -289,25 +359,30 @@ def test_where_the_readme_says_discovery_fails_from_one_label():
     assert min(shirt) < standard_normal[0]
 
 
-def test_the_readme_says_the_exact_neighbours_moved_the_study_s_worst_mnist_draw():
-    """The discovery paragraph: given the exact neighbours, the study's worst MNIST draws from 1 label are about half
-    pure again, as the one-graph code's worst was (constants.py's 0.561): the two mixed 9 draws, and no other."""
+def test_the_readme_says_the_exact_neighbours_moved_the_latent_16_study_s_worst_mnist_draw():
+    """The discovery paragraph: given the exact neighbours, the latent-16 study's worst MNIST draws from 1 label are
+    about half pure again, as the one-graph code's worst was (constants.py's 0.561): the two mixed 9 draws, and no
+    other; at the default latent of 32 every draw's found images are nearly pure (the study)."""
     text = " ".join(open(README).read().split())
-    assert ("the worst draw from 1 label is again about half pure (the two 9 draws above, where both graphs took the "
-            "4s in; `constants.py`)") in text
-    rows = class_draws(load(STUDY), "mnist", "graph", "1")
+    assert ("on the latent-16 study's MNIST VAE the worst draw from 1 label is again about half pure (the two 9 draws "
+            "above, where both graphs took the 4s in; `constants.py`)") in text
+    rows = class_draws(load(VARIANTS[PREVIOUS]), "mnist", "graph", "1")
     assert len(rows) == 30
-    mixed = [r for r in rows if r["found"][str(r["goals"][0])]["purity"] < 0.95]
+    mixed = [r for r in rows if _found_purity(r) < 0.95]
     assert [r["goals"] for r in mixed] == [[9], [9]] and all(0.4 < r["found"]["9"]["purity"] < 0.65 for r in mixed)
+    assert ("At the default latent of 32 it raises both: over the same four seeds on the study's VAE of that size, "
+            "every class draw's found images are nearly pure on every seed") in text
+    rows = class_draws(load(STUDY), "mnist", "graph", "1")
+    assert len(rows) == 30 and min(map(_found_purity, rows)) >= 0.95
 
 
 def test_pseudo_label_meets_about_as_many_targets_as_graph_and_fails_on_its_worst_draw():
     """Why `graph` stays the default: at every budget of the study, on both datasets, `pseudo-label` meets the targets
-    on about as many class draws as `graph` (within two), and its worst class draw (the lowest target rate) is
-    `graph`'s."""
+    on about as many class draws as `graph` (within two), and its worst class draw's target rate (the lowest) is
+    within a point of `graph`'s."""
     text = " ".join(open(README).read().split())
     assert ("`pseudo-label` meets the targets on about as many class draws as `graph` (the every-sampler lines above), "
-            "its worst class draw is `graph`'s") in text
+            "its worst class draw is within a point of `graph`'s") in text
     study_json = load(STUDY)
     rows = study_report.Rows(study_json)
     most = str(max(study_json["settings"]["label_curve"]))
@@ -320,18 +395,23 @@ def test_pseudo_label_meets_about_as_many_targets_as_graph_and_fails_on_its_wors
                                                                                     labels == most))
                 draws = class_draws(study_json, dataset, name, labels)
                 assert len(draws) == 30
-                lowest = min(draws, key=lambda r: r["target_rate"])
-                worst[name] = (lowest["goals"], lowest["draw"])
-            assert abs(met["graph"] - met["pseudo-label"]) <= 2 and worst["graph"] == worst["pseudo-label"], (
+                worst[name] = min(r["target_rate"] for r in draws)
+            assert abs(met["graph"] - met["pseudo-label"]) <= 2 and abs(worst["graph"] - worst["pseudo-label"]) <= 0.01, (
                 dataset, labels, met, worst)
 
 
-def test_where_the_second_graph_cannot_help_is_the_study_s_sandal():
-    """The discovery paragraph's sandal: both graphs agreed on a mix, about half sandals, on the study's first draw
-    from 1 label."""
+def test_where_the_second_graph_cannot_help_is_a_sandal_at_16_and_a_sneaker_at_32():
+    """The discovery paragraph: both graphs agreed on a mix, about half sandals, on the latent-16 study's first sandal
+    draw from 1 label; at 32 the sneaker's third draw from 3 labels took mostly ankle boots, and drew them."""
     text = " ".join(open(README).read().split())
-    assert ("the study's first sandal draw from 1 label, which the means' graph alone found nearly pure before the "
-            "second graph, is now about half sandals") in text
-    sandal = next(r for r in class_draws(load(STUDY), "fashion-mnist", "graph", "1") if r["goals"] == [5]
+    assert ("at the latent of 16, the study's first sandal draw from 1 label, which the means' graph alone found nearly "
+            "pure before the second graph, became about half sandals; at 32, the sneaker's third draw from 3 labels, "
+            "where the means' graph took mostly ankle boots and the embedding's some, so that what both found, and "
+            "the samples, are mostly boots") in text
+    sandal = next(r for r in class_draws(load(VARIANTS[PREVIOUS]), "fashion-mnist", "graph", "1") if r["goals"] == [5]
                   and r["draw"] == 0)
     assert 0.4 < sandal["found"]["5"]["purity"] < 0.6
+    sneaker, boot = 7, 9
+    third = next(r for r in class_draws(load(STUDY), "fashion-mnist", "graph", "3") if r["goals"] == [sneaker]
+                 and r["draw"] == 2)
+    assert third["found"]["7"]["purity"] < 0.3 and third["class_histogram"][boot] > 0.5

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+import constants
 import samplers
 import study
 import study_report
@@ -346,13 +347,13 @@ def test_the_fully_labelled_reference_draws_each_goal_from_its_class_posteriors(
 def test_a_variant_is_the_default_designs_whole_study_with_its_settings_changed(data_dir, tmp_path):
     """study.py --variant: every unit of the default design (samplers too), each with the variant's settings; no
     other design, and nothing else of the plan changes."""
-    settings = study.variant_settings("latent-32", "quick")
-    assert settings["designs"] == {"default": {}} and settings["run"]["latent_dim"] == 32
+    settings = study.variant_settings("latent-16", "quick")
+    assert settings["designs"] == {"default": {}} and settings["run"]["latent_dim"] == 16
     assert {**settings, "run": {}, "designs": {}} == {**study.study_settings("quick"), "run": {}, "designs": {}}
     variant, default = (study.plan(s, data_dir, str(tmp_path)) for s in (settings, study.study_settings("quick")))
     assert set(variant) == set(default)  # the quick study holds only the default design
     for name, unit in variant.items():
-        assert unit.spec["run"] == {**default[name].spec["run"], "latent_dim": 32}, name
+        assert unit.spec["run"] == {**default[name].spec["run"], "latent_dim": 16}, name
     # the same classifier (its identity holds none of the VAEs' settings), another base VAE
     kinds = {kind: [study.config.RunConfig(**plan[name].spec["run"]).for_artefact(kind)
                     for plan in (variant, default)] for kind, name in
@@ -362,8 +363,8 @@ def test_a_variant_is_the_default_designs_whole_study_with_its_settings_changed(
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--variant", "latent-32", "--latent-dim", "8"], "--variant sets the design and the settings itself"),
-    (["--variant", "latent-32", "--designs", "default"], "--variant sets the design and the settings itself"),
+    (["--variant", "latent-16", "--latent-dim", "8"], "--variant sets the design and the settings itself"),
+    (["--variant", "latent-16", "--designs", "default"], "--variant sets the design and the settings itself"),
     (["--designs", "default", "latent 9"], "unknown design(s) 'latent 9'"),
     (["--latent-dim", "0"], "latent_dim (--latent-dim) must be an integer >= 1, got 0"),
     (["--variant", "latent-9"], "invalid choice: 'latent-9'"),
@@ -394,7 +395,8 @@ def test_the_variant_block_sets_each_criterion_of_the_default_beside_the_variant
             row["fd_goal"] = 2.0
     default["classifier_test_accuracy"], variant["classifier_test_accuracy"] = {"mnist": 0.9933}, {"mnist": 0.9942}
     block = study_report.variant_block(default, variant, "x")
-    assert "| | latent_dim 16 (the default) | latent_dim 4 | seed design, in the default's study |" in block
+    assert f"| | latent_dim {constants.LATENT_DIM} (the default) | latent_dim 4 | seed design, in the default's " \
+        "study |" in block
     assert "`figures/study-x/study.json`" in block and "1 trained seed, every class, 3 label draws" in block
     # each study's own judge: its accuracy, and how far the two judges' rates on the same real images lie apart
     assert "MNIST 99.33% and 99.42%, their rates on the real test images of a class up to 1.0 points apart" in block
