@@ -104,7 +104,8 @@ GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training im
 # Every number above was measured while UMAP searched its neighbours itself (approximately, with pynndescent: the
 # code of 036db12). Since 2026-12-02 it is given the exact k-NN list (samplers.umap_embedding), which changes the
 # embedding, and its time little at this size (on 60,000 random 4-d points, 61 s against 67 s). With it,
-# the study's VAEs (figures/study.json, graph's found images; same measures as above): MNIST from 1 label 0.961
+# the study's VAEs (now figures/study-latent-16/study.json, graph's found images; same measures as above): MNIST
+# from 1 label 0.961
 # (0.556), recall 0.886, 27 draws; from 3 labels 0.984 (0.930), 28; from 10 labels 0.988 (0.973), 30;
 # Fashion-MNIST 0.583 (0.032), 0.675 (0.201), 0.736 (0.288) from 1, 3, 10 labels, 2, 5, 8 draws. Against the
 # means' graph alone MNIST from 1 label still gains on average and in draws, not in the worst draw (two 9 draws
@@ -123,19 +124,23 @@ GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training im
 # (0.634, an 8), 21 draws; with the second graph seed 0 0.992 (0.973), 0.902, 29; seed 1 0.992 (0.977), 29; seed 2
 # 0.992 (0.976), 29; seed 3 0.991 (0.975), 29; no draw under 0.95 pure on any seed (the one draw short of complete
 # is the 7's draw 1, pure, recall 0.08). The embedding of the larger latent keeps the 9s from the 4s on every seed,
-# where its means alone do not
+# where its means alone do not: on the 9's draws 0 and 2 the means' graph alone is 0.634 and 0.683 pure (36% and
+# 31% 4s), the embedding's alone 0.956 both (2% 4s)
 # Where agreement cannot help at 32 (Fashion-MNIST, the sneaker's draw 2 from 3 labels; sneaker share, ankle-boot
 # share): the means' graph 0.272, 0.714; the embedding's 0.589, 0.325; their overlap (85% of the smaller set) 0.318,
 # 0.666; the result 0.255, 0.729 (at 16 the same draw found 0.719 sneakers)
 # N2D's own last step, measured instead of the walks (2026-12-02, not built): a Gaussian mixture with as many
 # full-covariance components as classes (scikit-learn, seed 0) fitted to the same embedding, the goal found as the
-# component most of the expert's images fall in. On the study's VAEs the clusters match the classes less well than
+# component most of the expert's images fall in. On the latent-16 study's VAEs the clusters match the classes less well than
 # N2D's (majority-class accuracy 0.878 on MNIST, where one component holds the 4s and the 9s together; 0.636 on
 # Fashion-MNIST, N2D 0.672), and against the walks (purity mean (worst draw), draws pure and complete, of 30): MNIST
 # from 1 label 0.876 (0.489) and 21 against 0.961 (0.556) and 27; from 10 labels 0.876 and 21 against 0.988 and 30;
-# Fashion-MNIST from 1 label 0.515 and 2 against 0.583 and 2; from 10 labels 0.601 and 3 against 0.736 and 8. The
-# images in both the component and the walks' set are no purer on MNIST (0.961 from 1 label) and lose recall
-# (0.886 -> 0.839), so the mixture is neither the discovery nor a filter on it
+# from 3 labels 0.876 and 21 against 0.984 and 28; Fashion-MNIST from 1 label 0.515 and 2 against 0.583 and 2; from 3
+# labels 0.584 and 3 against 0.675 and 5; from 10 labels 0.601 and 3 against 0.736 and 8. As a filter (the images in
+# both the component and the walks' set): MNIST 0.961, 0.987, 0.989 pure from 1, 3, 10 labels (the walks 0.961,
+# 0.984, 0.988), recall 0.886 -> 0.839 from 1 label, 0.927 -> 0.882 from 10; Fashion-MNIST 0.586, 0.673, 0.744 (the
+# walks 0.583, 0.675, 0.736), recall 0.789 -> 0.601 from 10; draws pure and complete fewer at every budget but
+# Fashion-MNIST's 1 label (2 each). So the mixture is neither the discovery nor a filter on it
 GRAPH_UMAP_COMPONENTS = N_CLASSES  # N2D: as many dimensions as classes
 GRAPH_UMAP_NEIGHBOURS = 20  # N2D's n_neighbors, for both datasets
 GRAPH_RESTART = 0.01  # personalised PageRank: probability of jumping back to a labelled image at each step
@@ -145,9 +150,9 @@ GRAPH_MAX_SHARE = 0.15  # the goal class is taken to hold at most this share of 
 # not built): if the expert's images are a random sample of their class (positive-unlabelled learning's "selected
 # completely at random"), one left out of the walk ranks uniformly among the class's images, so twice the median
 # rank of each left out in turn estimates the class's size. From 10 labels the estimate lay between 0.41 and 1.68
-# times the true size (median 0.99), from 3 labels between 0.01 and 2.38: too loose to cut at, and the top of the
-# walk's ranking is less pure than the cut at any size (at the true size 0.90 to 0.98 from 10 labels, where the
-# found images are 0.988 pure on average), so the cap stays
+# times the true size (median 0.99), from 3 labels between 0.01 and 2.38: too loose to cut at; and the top of the
+# walk's ranking, even cut at the class's true size, is less pure than the walks' cut (0.948 on average from 10
+# labels, 0.901 to 0.984 by draw, where the found images are 0.988 on average, worst 0.973), so the cap stays
 GRAPH_ROUNDS = 2  # PageRank walks, each seeded from the set the one before cut (samplers.found_goal_images)
 # every walk but the last cuts at the smallest set within this factor of the lowest conductance. Chosen against one
 # walk (GRAPH_ROUNDS 1) on every class of both datasets, 3 label draws, 1, 3 and 10 labels (mean purity, worst draw):
@@ -184,14 +189,14 @@ STUDY_DRAWS = [0, 1, 2]  # the expert's label draws per class and budget (LABEL_
 STUDY_DATASETS = ["mnist", "fashion-mnist"]
 # the default model (constants above), and the designs it is compared with, by what they change: their decoder
 # ceilings only (the samplers run on the default)
-# (issue 21): the latent size from 8 to 16 (the default before 32) and the residual body, each changed alone from the default; the Bernoulli
-# likelihood (the default before the calibrated decoder); the seed design
+# (issue 21): latents of 8 and of 16 (the default before 32) and the residual body, each changed alone from the
+# default; the Bernoulli likelihood (the default before the calibrated decoder); the seed design
 STUDY_DESIGNS = {"default": {}, "latent 8": {"latent_dim": 8}, "latent 16": {"latent_dim": 16},
                  "resnet": {"arch": "resnet"}, "bernoulli": {"likelihood": "bernoulli"},
                  "seed design": {"arch": "conv", "likelihood": "gaussian", "latent_dim": 4}}
-# the default design's whole study again with settings changed (python study.py --variant NAME): a candidate default,
-# measured on everything the default is (the samplers too), and set beside it in the README (issue 21): the default
-# before this one, which the comparison replaced
+# the default design's whole study again with settings changed (python study.py --variant NAME), measured on
+# everything the default is (the samplers too) and set beside it in the README (issue 21): here the default before
+# this one, which that comparison replaced
 STUDY_VARIANTS = {"latent-16": {"latent_dim": 16}}
 STUDY_CLASSES = list(range(N_CLASSES))  # every class is the goal in turn
 STUDY_GOAL_SETS = {"mnist": [[6, 9], [3, 8]], "fashion-mnist": []}  # pairs, from the most labels of the curve

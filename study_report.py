@@ -530,13 +530,13 @@ def write_study(study, figures_dir, update_readme=False, readme="README.md"):
 # --- a variant of the default, against the default -----------------------------------------------------
 
 def changed_settings(study):
-    """The run settings a study changed for every unit, from constants.py: 'latent_dim 32' for a --variant, the
+    """The run settings a study changed for every unit, from constants.py: 'latent_dim 16' for a --variant, the
     size's settings for a quick or medium study; '' for none."""
     return ", ".join(f"{name} {value}" for name, value in study["settings"]["run"].items())
 
 
 def default_name(variant):
-    """The default's values of the settings a variant changes: 'latent_dim 16 (the default)'."""
+    """The default's values of the settings a variant changes: 'latent_dim 32 (the default)'."""
     return ", ".join(f"{name} {config.BY_NAME[name].default()}" for name in variant["settings"]["run"]) \
         + " (the default)"
 

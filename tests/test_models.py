@@ -246,8 +246,10 @@ def test_a_missing_checkpoint_names_the_command_that_trains_it(tmp_path):
 def test_the_residual_body_learns_mnist_instead_of_saturating_at_black(small_data):
     """Without normalisation in its residual blocks, the residual decoder's logits fell to about -2000 within an
     epoch on MNIST: one black image for every z. Trained briefly here, it must draw the digits better than the
-    best constant image (the training images' mean) does."""
-    cfg = config.RunConfig(arch="resnet", epochs_base=4).validate()
+    best constant image (the training images' mean) does. At a latent of 16, where it was measured: at the default's
+    32, four epochs on this small set leave the residual VAE drawing the mean image for every z (its KL near zero),
+    which is not the fault this test is for; at full size it reconstructs every MNIST class (the study)."""
+    cfg = config.RunConfig(arch="resnet", epochs_base=4, latent_dim=16).validate()
     model, _, history = train.train_run("base", cfg, small_data, "cpu", progress=False)
     x = small_data.val_x[:500]
     with torch.no_grad():

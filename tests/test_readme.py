@@ -153,11 +153,13 @@ def _found_purity(row):
 def test_the_comparison_paragraph_is_what_the_two_studies_measured():
     """Why a latent of 32: both studies measured with the same code; the sharper ceiling on both datasets and the same
     classes within reach; on MNIST at 16 two 9 draws from one label mixed with the 4s, at 32 every class draw's found
-    images nearly pure at every budget, more targets met from one label and a higher worst class draw from one and
-    three labels; from ten labels one 7 draw just short of the coverage target at 32 and just reaching it at 16; on
-    Fashion-MNIST about as many targets met at every budget (within one), the sandal lifted from ten labels, the
-    sneaker's third draw from three turned from mostly sneakers to mostly ankle boots, and the best sampler's samples
-    from ten labels further from the real goal images on average, because of the sandal's (most classes' closer); a
+    images nearly pure at every budget, more targets met from one label and a higher worst class draw from one label
+    (far higher) and three; from ten labels one 7 draw just short of the coverage target at 32 and just reaching it at
+    16; on Fashion-MNIST about as many targets met at every budget (within one), but other draws: a sneaker draw
+    gained and a sandal draw lost from ten labels, a pullover draw lost from three; two sandal draws from ten labels
+    pure but narrow (recall about a twentieth, coverage low); the best sampler's samples from ten labels further from
+    the real goal images on average, because of the sandal's (most classes' closer); the sneaker's third draw from
+    three turned from mostly sneakers to mostly ankle boots, and from one label finding only its labelled image; a
     few thousand parameters more."""
     default, previous = load(STUDY), load(VARIANTS[PREVIOUS])
     text = " ".join(open(README).read().split())
@@ -185,18 +187,17 @@ def test_the_comparison_paragraph_is_what_the_two_studies_measured():
 
     assert ("At 16 both graphs took the 4s in with the 9s on two of the three 9 draws from one label; at 32 the images "
             "`graph` takes as the goal are nearly pure on every class draw at every budget, so from one label it meets "
-            "the target on more class draws, and its worst class draw, from one label and from three, is well above "
-            "the latent of 16's") in text
+            "the target on more class draws, and its worst class draw is far above the latent of 16's from one label "
+            "and above it from three") in text
     mixed = [r for r in class_draws(previous, "mnist", "graph", "1") if _found_purity(r) < 0.95]
     assert [r["goals"] for r in mixed] == [[9], [9]] and all(0.3 < r["class_histogram"][4] < 0.5 for r in mixed)
     for labels in ("1", "3", "10"):
         assert min(_found_purity(r) for r in class_draws(default, "mnist", "graph", labels)) >= 0.95, labels
     met = {name: sum(_targets_met(study, "mnist", "1").values()) for name, study in (("32", default), ("16", previous))}
     assert met["32"] > met["16"], met
-    for labels in ("1", "3"):
-        worst = [min(r["target_rate"] for r in class_draws(study, "mnist", "graph", labels))
-                 for study in (default, previous)]
-        assert worst[0] > worst[1] + 0.03, (labels, worst)
+    worst = {labels: [min(r["target_rate"] for r in class_draws(study, "mnist", "graph", labels))
+                      for study in (default, previous)] for labels in ("1", "3")}
+    assert worst["1"][0] > worst["1"][1] + 0.2 and worst["3"][0] > worst["3"][1], worst
 
     assert ("From ten labels one 7 draw falls just short of the coverage target at 32 that it just reached at 16") in text
     flipped = {study: [key for key, ok in _targets_met(load(path), "mnist", "10").items() if not ok]
@@ -207,26 +208,37 @@ def test_the_comparison_paragraph_is_what_the_two_studies_measured():
     draw = flipped["32"][0][1]
     assert 0.85 < seven[0][draw] < 0.9 <= seven[1][draw] < 0.95
 
-    assert ("On Fashion-MNIST the two sizes meet the targets on about as many class draws at every budget: the latent "
-            "of 32 lifts the sandal from ten labels and loses the sneaker's third draw from three (its samples go from "
-            "mostly sneakers to mostly ankle boots), and its best sampler's samples from ten labels are on average "
-            "further from the real goal images, because of the sandal's (most classes' are closer)") in text
-    for labels in ("1", "3", "10"):
-        counts = [sum(_targets_met(study, "fashion-mnist", labels).values()) for study in (default, previous)]
-        assert abs(counts[0] - counts[1]) <= 1, (labels, counts)
-    sandal, sneaker, boot = 5, 7, 9
-    rate = [statistics.mean(r["target_rate"] for r in class_draws(study, "fashion-mnist", "graph", "10")
-                            if r["goals"] == [sandal]) for study in (default, previous)]
-    assert rate[0] > rate[1] + 0.1, rate
-    third = [next(r for r in class_draws(study, "fashion-mnist", "graph", "3") if r["goals"] == [sneaker]
-                  and r["draw"] == 2)["class_histogram"] for study in (default, previous)]
-    assert third[0][boot] > 0.5 and third[1][sneaker] > 0.5
+    assert ("On Fashion-MNIST the two sizes meet the targets on about as many class draws at every budget, but not on "
+            "the same ones: from ten labels the latent of 32 gains a sneaker draw and loses a sandal draw, from three it "
+            "loses a pullover draw. Two of its three sandal draws from ten labels find only about a twentieth of the "
+            "sandals, pure, so their samples are nearly all sandals but cover little of the class; the best sampler's "
+            "samples from ten labels are on average further from the real goal images, because of the sandal's (most "
+            "classes' are closer). And it fails where the latent of 16 did not fail as badly: the sneaker's third draw "
+            "from three labels, whose samples go from mostly sneakers to mostly ankle boots, and from one label that "
+            "draw finds only the labelled image itself") in text
+    pullover, sandal, sneaker, boot = 2, 5, 7, 9
+    for labels, gained, lost in (("10", [sneaker], [sandal]), ("3", [], [pullover]), ("1", [], [])):
+        met = [_targets_met(study, "fashion-mnist", labels) for study in (default, previous)]
+        assert abs(sum(met[0].values()) - sum(met[1].values())) <= 1, labels
+        assert sorted(c for (c, d), ok in met[0].items() if ok and not met[1][(c, d)]) == gained, labels
+        assert sorted(c for (c, d), ok in met[0].items() if met[1][(c, d)] and not ok) == lost, labels
+    sandals = [r for r in class_draws(default, "fashion-mnist", "graph", "10") if r["goals"] == [sandal]]
+    narrow = [r for r in sandals if 0.03 < r["found"]["5"]["recall"] < 0.08]
+    assert len(sandals) == 3 and len(narrow) == 2
+    assert all(r["found"]["5"]["purity"] > 0.95 and r["target_rate"] > 0.95 and r["coverage"] < 0.2 for r in narrow)
     distance = [study_report.best_sampler_per_class(study_report.Rows(study), "fashion-mnist", "10", "fd_goal")
                 for study in (default, previous)]
     assert statistics.mean(distance[0].values()) > statistics.mean(distance[1].values())
     growth = {c: distance[0][c] - distance[1][c] for c in distance[0]}
     assert max(growth, key=growth.get) == sandal and sum(g < 0 for g in growth.values()) > len(growth) / 2, growth
     assert statistics.mean(g for c, g in growth.items() if c != sandal) < 0  # the sandal's alone makes the mean worse
+    third = [next(r for r in class_draws(study, "fashion-mnist", "graph", "3") if r["goals"] == [sneaker]
+                  and r["draw"] == 2) for study in (default, previous)]
+    assert third[0]["class_histogram"][boot] > 0.5 and third[1]["class_histogram"][sneaker] > 0.5
+    assert third[0]["target_rate"] < third[1]["target_rate"]
+    alone = [next(r for r in class_draws(study, "fashion-mnist", "graph", "1") if r["goals"] == [sneaker]
+                  and r["draw"] == 2) for study in (default, previous)]
+    assert alone[0]["found"]["7"]["images"] == 1 and alone[1]["found"]["7"]["images"] > 1000
 
     assert "a few thousand parameters more" in text
     parameters = [study["design_costs"][d]["default"]["parameters"] for study in (default, previous) for d in ("mnist",)]
@@ -347,8 +359,11 @@ def test_where_the_readme_says_discovery_fails_from_one_label():
         assert statistics.mean(found("fashion-mnist", top, "purity")) < 0.6, top
     bag = 8
     assert min(found("fashion-mnist", bag, "purity")) > 0.95 and max(found("fashion-mnist", bag, "recall")) < 0.6
-    assert ("one trouser draw finds almost no trousers, on average fewer than half of what it draws for the sandal are "
-            "sandals, and it draws few shirts, on its worst draw fewer than a base VAE draws from N(0, I)") in text
+    assert ("one trouser draw finds almost no trousers and one sneaker draw nothing but its labelled image, on average "
+            "fewer than half of what it draws for the sandal are sandals, and it draws few shirts, on its worst draw "
+            "fewer than a base VAE draws from N(0, I)") in text
+    sneaker = 7
+    assert min(r["found"][str(sneaker)]["images"] for r in one_label("fashion-mnist", sneaker)) == 1
     sandal = [r["target_rate"] for r in one_label("fashion-mnist", 5)]
     shirt = [r["target_rate"] for r in one_label("fashion-mnist", 6)]
     assert len(sandal) == len(shirt) == 3
@@ -376,7 +391,7 @@ def test_the_readme_says_the_exact_neighbours_moved_the_latent_16_study_s_worst_
     assert len(rows) == 30 and min(map(_found_purity, rows)) >= 0.95
 
 
-def test_pseudo_label_meets_about_as_many_targets_as_graph_and_fails_on_its_worst_draw():
+def test_pseudo_label_meets_about_as_many_targets_as_graph_and_its_worst_draw_is_within_a_point_of_graph_s():
     """Why `graph` stays the default: at every budget of the study, on both datasets, `pseudo-label` meets the targets
     on about as many class draws as `graph` (within two), and its worst class draw's target rate (the lowest) is
     within a point of `graph`'s."""
