@@ -121,10 +121,10 @@ GRAPH_NEIGHBOURS = 10  # k of the k-nearest-neighbour graph over the training im
 # Under 0.95 pure: the 9's draws 0 and 2 on every seed, and the 3's draw 2 (seed 1) and the 8's draw 0 (seed 2)
 # Every measurement above is of the latent of 16, the default until 2026-12-02. At the latent of 32 (the study's
 # VAE at that size, trained for the latent-32 study; the same measures, 1 label): the means' graph alone 0.917
-# (0.634, an 8), 21 draws; with the second graph seed 0 0.992 (0.973), 0.902, 29; seed 1 0.992 (0.977), 29; seed 2
+# (0.6335, the 8's draw 0), 21 draws; with the second graph seed 0 0.992 (0.973), 0.902, 29; seed 1 0.992 (0.977), 29; seed 2
 # 0.992 (0.976), 29; seed 3 0.991 (0.975), 29; no draw under 0.95 pure on any seed (the one draw short of complete
 # is the 7's draw 1, pure, recall 0.08). The embedding of the larger latent keeps the 9s from the 4s on every seed,
-# where its means alone do not: on the 9's draws 0 and 2 the means' graph alone is 0.634 and 0.683 pure (36% and
+# where its means alone do not: on the 9's draws 0 and 2 the means' graph alone is 0.6345 and 0.683 pure (36% and
 # 31% 4s), the embedding's alone 0.956 both (2% 4s)
 # Where agreement cannot help at 32 (Fashion-MNIST, the sneaker's draw 2 from 3 labels; sneaker share, ankle-boot
 # share): the means' graph 0.272, 0.714; the embedding's 0.589, 0.325; their overlap (85% of the smaller set) 0.318,
@@ -146,13 +146,14 @@ GRAPH_UMAP_NEIGHBOURS = 20  # N2D's n_neighbors, for both datasets
 GRAPH_RESTART = 0.01  # personalised PageRank: probability of jumping back to a labelled image at each step
 GRAPH_CORE = 0.8  # keep a found image when at least this share of its neighbours was found too
 GRAPH_MAX_SHARE = 0.15  # the goal class is taken to hold at most this share of the images (10 classes: about 0.1)
-# A share estimated from the data instead of this cap was measured (2026-12-02, the study's MNIST VAE, means' graph,
-# not built): if the expert's images are a random sample of their class (positive-unlabelled learning's "selected
+# A share estimated from the data instead of this cap was measured (2026-12-02, the latent-16 study's MNIST VAE, the
+# means' graph's ranking, not built): if the expert's images are a random sample of their class (positive-unlabelled learning's "selected
 # completely at random"), one left out of the walk ranks uniformly among the class's images, so twice the median
 # rank of each left out in turn estimates the class's size. From 10 labels the estimate lay between 0.41 and 1.68
 # times the true size (median 0.99), from 3 labels between 0.01 and 2.38: too loose to cut at; and the top of the
 # walk's ranking, even cut at the class's true size, is less pure than the walks' cut (0.948 on average from 10
-# labels, 0.901 to 0.984 by draw, where the found images are 0.988 on average, worst 0.973), so the cap stays
+# labels, 0.901 to 0.984 by draw, where the two graphs' found images are 0.988 on average, worst 0.973), so the cap
+# stays
 GRAPH_ROUNDS = 2  # PageRank walks, each seeded from the set the one before cut (samplers.found_goal_images)
 # every walk but the last cuts at the smallest set within this factor of the lowest conductance. Chosen against one
 # walk (GRAPH_ROUNDS 1) on every class of both datasets, 3 label draws, 1, 3 and 10 labels (mean purity, worst draw):

@@ -223,7 +223,7 @@ def test_the_comparison_paragraph_is_what_the_two_studies_measured():
         assert sorted(c for (c, d), ok in met[0].items() if ok and not met[1][(c, d)]) == gained, labels
         assert sorted(c for (c, d), ok in met[0].items() if met[1][(c, d)] and not ok) == lost, labels
     sandals = [r for r in class_draws(default, "fashion-mnist", "graph", "10") if r["goals"] == [sandal]]
-    narrow = [r for r in sandals if 0.03 < r["found"]["5"]["recall"] < 0.08]
+    narrow = [r for r in sandals if 0.04 < r["found"]["5"]["recall"] < 0.065]  # "about a twentieth"
     assert len(sandals) == 3 and len(narrow) == 2
     assert all(r["found"]["5"]["purity"] > 0.95 and r["target_rate"] > 0.95 and r["coverage"] < 0.2 for r in narrow)
     distance = [study_report.best_sampler_per_class(study_report.Rows(study), "fashion-mnist", "10", "fd_goal")
@@ -363,7 +363,7 @@ def test_where_the_readme_says_discovery_fails_from_one_label():
             "fewer than half of what it draws for the sandal are sandals, and it draws few shirts, on its worst draw "
             "fewer than a base VAE draws from N(0, I)") in text
     sneaker = 7
-    assert min(r["found"][str(sneaker)]["images"] for r in one_label("fashion-mnist", sneaker)) == 1
+    assert sum(r["found"][str(sneaker)]["images"] == 1 for r in one_label("fashion-mnist", sneaker)) == 1
     sandal = [r["target_rate"] for r in one_label("fashion-mnist", 5)]
     shirt = [r["target_rate"] for r in one_label("fashion-mnist", 6)]
     assert len(sandal) == len(shirt) == 3
