@@ -210,7 +210,11 @@ MEDIUM_STUDY_OUT_DIR = "runs/study-medium"
 # --quick: the same study, smaller in every direction (a smoke test; its numbers mean nothing)
 QUICK_STUDY = {"seeds": [0], "draws": [0, 1], "datasets": ["mnist"], "designs": {"default": {}}, "classes": [6],
                "goal_sets": {"mnist": [[6, 9]]}, "label_curve": [1, 10], "eval_samples": 300,
-               "run": {"train_images": 1500, "epochs_base": 1, "epochs_finetune": 1, "classifier_epochs": 1}}
+               "run": {"train_images": 1500, "epochs_base": 1, "epochs_finetune": 1, "classifier_epochs": 1,
+                       # one graph: a smoke test of the engine; alltests.py --quick's run and tests/test_samplers.py
+                       # run the UMAP graph, the latter also in a fresh process against this one (its compile alone is
+                       # about 10 s in each fresh process)
+                       "graph_umap_components": 0}}
 # --medium: between the two, for measuring how the study scales with workers (bench.py)
 MEDIUM_STUDY = {"seeds": [0, 1, 2], "draws": [0], "datasets": ["mnist"], "designs": {"default": {}}, "classes": [6],
                 "goal_sets": {"mnist": []}, "label_curve": [10], "eval_samples": 1000,

@@ -390,7 +390,7 @@ class GaussianMixturePrior(Prior):
     def sample(self, n):
         """n draws from torch's global RNG by ancestral sampling (Bishop 2006, PRML sec. 8.1.2): a component by its
         weight, then only that component's Gaussian, mu_k + L_k eps. MixtureSameFamily.sample draws from every
-        component for every sample: K times the work (30 components: 6 s for the ratio sampler's 200,000)."""
+        component for every sample: K times the work (30 components: 6 s for 200,000 draws)."""
         component = torch.multinomial(self.weights, n, replacement=True)
         z = torch.randn(n, self.means.shape[1], dtype=self.means.dtype, device=self.means.device)
         for k in range(len(self.weights)):  # one matrix per component, not an [n, d, d] copy of them

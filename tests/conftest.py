@@ -68,9 +68,10 @@ def run_main_in_process(module_name, *args, env=None):
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory, data_dir):
-    """One `alltests.py --quick` run shared by the tests that inspect its outputs."""
+    """One `alltests.py --quick` run shared by the tests that inspect its outputs, on the CPU (a test recomputes some
+    of its numbers in process, on the CPU, and compares them to the bit)."""
     out = tmp_path_factory.mktemp("quick")
-    result = run_script("alltests.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir)
+    result = run_script("alltests.py", "--quick", "--out-dir", str(out), "--data-dir", data_dir, "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 

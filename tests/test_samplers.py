@@ -11,7 +11,7 @@ import config
 import samplers
 import train
 from errors import SamplerError
-from models import decode_prior_samples, encode_posteriors, hidden_features
+from models import GaussianMixturePrior, decode_prior_samples, encode_posteriors, hidden_features
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,51 @@ def test_every_sampler_fits_from_three_labels_and_its_density_describes_its_samp
         found = torch.as_tensor(info["found"][6])
         base_rate = (small_data.train_y == 6).double().mean()
         assert set(info["found"]) == {6} and (small_data.train_y[found] == 6).double().mean() > 1.5 * base_rate
+
+
+@pytest.mark.parametrize("log_threshold", [-1.0, 1.5])
+def test_the_ratio_samplers_two_proposals_draw_one_normalised_density(log_threshold):
+    """RatioSampler proposes from p_all when r* <= 1 and from p_goal when r* > 1. Either way its samples follow
+    min(p_all, p_goal / r*) / A, computed here on a grid in one dimension, and log_prob is that density (its A
+    estimated from the same proposals): a wrong acceptance or a wrong normaliser fails one of the two checks."""
+    from scipy.stats import kstest
+    p_all = GaussianMixturePrior(torch.tensor([0.6, 0.4]), torch.tensor([[-2.0], [1.0]]),
+                                 torch.tensor([[[1.0]], [[0.5]]]))
+    p_goal = GaussianMixturePrior(torch.ones(1), torch.tensor([[1.5]]), torch.tensor([[[0.2]]]))
+    sampler = samplers.RatioSampler(p_all, p_goal, log_threshold, 0.0)
+    sampler.normalise(200_000, seed=0)
+    assert sampler.proposes_from_goal() == (log_threshold > 0)
+    grid = torch.linspace(-9.0, 9.0, 36001)[:, None]
+    step = (grid[1] - grid[0]).item()
+    unnormalised = torch.minimum(p_all.log_prob(grid), p_goal.log_prob(grid) - log_threshold).exp()
+    true_acceptance = unnormalised.sum().item() * step
+    assert sampler.log_acceptance.exp().item() == pytest.approx(true_acceptance, rel=0.01)
+    assert sampler.log_prob(grid).exp().sum().item() * step == pytest.approx(1.0, abs=0.01)
+    cdf = (unnormalised.cumsum(0) / unnormalised.sum()).numpy()
+    torch.manual_seed(1)
+    drawn = sampler.sample(5000)[:, 0].numpy()
+    assert kstest(drawn, lambda x: np.interp(x, grid[:, 0].numpy(), cdf)).pvalue > 0.01
+
+
+def test_the_ratio_sampler_draws_a_goal_that_covers_little_of_a_large_latent():
+    """At 32 dimensions a narrow goal covers so little of p_all that p_all's proposals are almost all rejected (as
+    the ratio sampler's were on 1,500 Fashion-MNIST images at the latent of 32); proposed from p_goal they are
+    accepted, and the normaliser A (about e^-60 here) is estimated from them, where p_all's draws cannot see it."""
+    torch.manual_seed(0)
+    dim, centre = 32, torch.full((32,), 0.5)
+    p_all = GaussianMixturePrior(torch.ones(1), torch.zeros(1, dim), torch.eye(dim)[None])
+    p_goal = GaussianMixturePrior(torch.ones(1), centre[None], 0.01 * torch.eye(dim)[None])
+    labelled = p_goal.sample(10)
+    sampler = samplers.RatioSampler(p_all, p_goal, (p_goal.log_prob(labelled) - p_all.log_prob(labelled)).median(), 0)
+    sampler.normalise(50_000, seed=0)
+    assert sampler.proposes_from_goal() and sampler.log_threshold > 40  # r* above e^40
+    assert sampler.log_accept(p_all.sample(100_000)).exp().sum() < 1  # under one expected acceptance from p_all
+    drawn = sampler.sample(2000)
+    assert drawn.shape == (2000, dim) and (drawn - centre).norm(dim=1).median() < 1.0  # the goal's radius is ~0.57
+    fresh = p_goal.sample(50_000)  # A = E_goal[min(1, r* / r)] / r*, from other draws than normalise()'s
+    log_ratio = p_goal.log_prob(fresh) - p_all.log_prob(fresh) - sampler.log_threshold
+    expected = (-log_ratio).clamp(max=0).exp().mean().log() - sampler.log_threshold
+    assert sampler.log_acceptance < -40 and abs(sampler.log_acceptance - expected) < 0.02
 
 
 def test_a_new_sampler_is_one_function_and_one_registry_line(small_data, trained, monkeypatch):
@@ -429,6 +474,24 @@ def test_umap_is_given_the_exact_neighbours_and_builds_its_graph_from_them(monke
     learners[0].graph_.eliminate_zeros()
     built = learners[0].graph_
     assert built.nnz == reference.nnz and abs(built - reference).max() < 1e-4
+
+
+def test_the_umap_embedding_is_the_same_in_a_fresh_process(tmp_path):
+    """The same seed gives the same embedding (README): one computed here and one in a fresh interpreter, where
+    numba compiles UMAP's functions anew and no state of this process is shared, are equal to the bit."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    # three overlapping clusters, so that the k-NN graph is connected, as real images' graphs are (UMAP lays
+    # out a disconnected graph by another path)
+    points = torch.randn(600, 6, generator=torch.Generator().manual_seed(0)) + torch.arange(3).repeat(200)[:, None]
+    torch.save(points, tmp_path / "points.pt")
+    script = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import samplers; "
+              "torch.save(samplers.umap_embedding(torch.load(sys.argv[2]), 3, 12, seed=0), sys.argv[3])")
+    there = subprocess.run([sys.executable, "-c", script, ROOT, str(tmp_path / "points.pt"), str(tmp_path / "e.pt")],
+                           capture_output=True, text=True, timeout=300)
+    assert there.returncode == 0, there.stderr[-2000:]
+    assert torch.equal(samplers.umap_embedding(points, 3, 12, seed=0), torch.load(tmp_path / "e.pt"))
 
 
 def test_a_umap_embedding_of_too_few_images_is_one_error():
