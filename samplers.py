@@ -364,10 +364,10 @@ def found_goal_images(neighbours, seeds, restart=constants.GRAPH_RESTART, core=c
     takes other images in with the goal it mostly takes in different ones (MNIST, the study's base VAE at a latent
     of 16, while UMAP searched its own neighbours; given the exact ones, both took the 4s in on two 9 draws there,
     and on none at 32), so what both found is mostly purer than either set, and the last walk wins back the images
-    either missed (the measurements: constants.py); its size bounds are those of its own seeds, so its cut holds at least every agreed image, and
-    those skip the core filter. Where the images both found are not even half of the smaller set, the graphs put
-    the label in different clusters and their overlap is neither's (held out, an MNIST 8 whose overlap was the
-    fringe of another digit): the first graph's set stands alone."""
+    either missed (the measurements: constants.py); its size bounds are those of its own seeds, so its cut holds
+    at least every agreed image, and those skip the core filter. Where the images both found are not even half of
+    the smaller set, the graphs put the label in different clusters and their overlap is neither's (held out, an
+    MNIST 8 whose overlap was the fringe of another digit): the first graph's set stands alone."""
     adjacency = _adjacency(neighbours)
     first = _walks(neighbours, adjacency, seeds, restart, core, max_share, rounds, tolerance)
     if agree_with is None:
@@ -432,9 +432,8 @@ def fit_ratio(z_all, seeds, p_all, rounds=constants.RATIO_ROUNDS, max_components
     The acceptance threshold r* is the labelled latents' median ratio. A, the accepted density's normaliser, from
     n_estimate proposals: its relative standard error is at most sqrt((1 - a) / (a n)) at the acceptance a of the
     proposal used, max(1, r*) A (each acceptance lies in [0, 1], so its variance is at most a (1 - a): Bhatia &
-    Davis 2000, "A better bound on the variance"), under 1%
-    from 50,000 wherever a is above 0.2; a is at least the share of p_goal where r <= r*, about a half when the
-    labelled latents are typical of p_goal."""
+    Davis 2000, "A better bound on the variance"), under 1% from 50,000 wherever a is above 0.2; a is at least the
+    share of p_goal where r <= r*, about a half when the labelled latents are typical of p_goal."""
     log_p_all = p_all.log_prob(z_all)
     p_goal = _shrunk_gaussian(z_all[seeds], torch.cov(z_all.T).reshape(z_all.shape[1], -1))
     for _ in range(rounds):
